@@ -1,0 +1,1 @@
+//! Channel: wires sources → encoders → packagers → bus → pushers.

@@ -1,0 +1,161 @@
+//! The resolved plan: a validated profile with every default applied and every derived value
+//! (GOP length, trackIDs, stream ids, URLs) computed. The channel consumes only this.
+
+use crate::time::{FragmentGrid, Rate};
+use std::path::PathBuf;
+
+/// A fully resolved channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Channel name (URL-safe), used in stream ids and logs.
+    pub channel: String,
+    /// Exact frame rate of the channel's master clock.
+    pub rate: Rate,
+    /// Ticks per second of every track's media time (10 MHz default).
+    pub timescale: u32,
+    /// Fragment duration as an exact fraction of seconds `(num, den)`, e.g. `(2, 1)`.
+    pub fragment_secs: (u64, u64),
+    /// GOP length G in frames = fragment duration × rate.
+    pub fragments: FragmentGrid,
+    pub timecode: TimecodeSpec,
+    pub video_input: VideoInput,
+    pub audio_input: AudioInput,
+    /// Video ladder, highest first as written in the profile.
+    pub rungs: Vec<RungPlan>,
+    pub audio: AudioPlan,
+    /// One POST each.
+    pub streams: Vec<StreamPlan>,
+    pub destinations: Vec<DestinationPlan>,
+    pub push: PushOptions,
+    /// `[output.archive]` directory, if any (the `--archive` flag overrides it).
+    pub archive: Option<PathBuf>,
+}
+
+/// Where the frame index comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimecodeSpec {
+    /// System UTC (NTP/PTP disciplined); each frame snapped to the nearest grid slot.
+    Clock,
+    /// A configured start: SMPTE timecode `HH:MM:SS:FF` (`;` before FF = drop-frame) on a date
+    /// `YYYY-MM-DD` (UTC), giving the first frame's index.
+    Fixed { date: String, timecode: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VideoInput {
+    /// Colour bars, moving element, burnt-in timecode at this size.
+    Synthetic { width: u32, height: u32 },
+    /// A media file decoded, looped and re-timed onto the grid.
+    File { path: PathBuf },
+    /// A logical input of the box (`sdi1`), resolved through the box's hw map.
+    Device { input: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AudioInput {
+    /// Tone with a beep at every whole second of media time.
+    Synthetic,
+    File { path: PathBuf },
+    Device { input: String },
+}
+
+/// One video rendition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RungPlan {
+    /// Rung name from the profile (`720p`).
+    pub name: String,
+    pub track_id: u32,
+    /// `trackName` param; unique per track.
+    pub track_name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Target bitrate in kbit/s (declared as systemBitrate × 1000).
+    pub bitrate_kbps: u32,
+    /// VBV max rate in kbit/s.
+    pub max_bitrate_kbps: u32,
+    /// VBV buffer size in kbit.
+    pub buffer_kbit: u32,
+    /// x264 preset name (`veryfast`).
+    pub preset: String,
+    /// x264 tune (`zerolatency`), if any.
+    pub tune: Option<String>,
+    /// H.264 profile (`high`, `main`, `baseline`).
+    pub profile: String,
+    /// H.264 level (`4.1`), if forced.
+    pub level: Option<String>,
+    pub bframes: u32,
+    /// x264 threads (0 = auto).
+    pub threads: u32,
+    /// Extra `x264_param_parse` key/values applied last.
+    pub x264_params: Vec<(String, String)>,
+}
+
+/// The audio track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioPlan {
+    pub track_id: u32,
+    pub track_name: String,
+    pub bitrate_kbps: u32,
+    pub channels: u16,
+    pub sample_rate: u32,
+    /// Input channel numbers (1-based) mapped to output channels, e.g. `[3, 4]`.
+    pub channel_map: Vec<u16>,
+}
+
+/// One ingest POST.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamPlan {
+    /// `Streams(<id>)` identifier, URL-safe.
+    pub id: String,
+    /// The tracks multiplexed into this POST, by trackID.
+    pub track_ids: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Backup,
+}
+
+/// A publishing point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationPlan {
+    /// Short name for status and logs (`primary`, `backup`, or from the profile).
+    pub name: String,
+    /// Publishing point URL ending in `.isml` (credentials allowed; never logged).
+    pub url: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushMode {
+    /// Push to every destination at once.
+    Hot,
+    /// Push to backups only while the primary is down.
+    Failover,
+}
+
+/// Push behaviour (protocol.md §1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushOptions {
+    pub mode: PushMode,
+    /// Seconds of fragments kept per track for resending after a reconnect (≥ 2 fragments).
+    pub replay_window_secs: f64,
+    /// Send the empty `mfra` end-of-stream box on stop.
+    pub send_eos: bool,
+    pub connect_timeout_secs: f64,
+    /// Send timeout; default 1.5 × fragment duration (protocol.md §1.5: N..2N).
+    pub send_timeout_secs: f64,
+    /// Cap of the exponential reconnect backoff.
+    pub max_backoff_secs: f64,
+    /// Extra CA certificates (PEM) trusted for https destinations.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate + key (PEM) for TLS client authentication.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Per-box suffix appended to every stream id (`-a`) for servers that allow one
+    /// connection per `Streams()` id.
+    pub stream_suffix: Option<String>,
+    /// Bounded queue of fragments per destination session before it is marked behind.
+    pub queue_fragments: usize,
+}

@@ -1,0 +1,1 @@
+//! Push: one ingest session per (stream × destination).

@@ -12,6 +12,7 @@
 pub mod clock;
 mod grid;
 pub mod timecode;
+pub use clock::{Clocks, SimulatedClocks, SystemClocks};
 pub use grid::{AudioGrid, FragmentGrid, FrameGrid};
 
 use std::fmt;

@@ -1,1 +1,261 @@
-fn main() {}
+//! `smoothcast` — the command line. Exit codes: 0 ok, 2 bad input/profile, 1 runtime failure.
+
+use clap::{Args, Parser, Subcommand};
+use smoothcast::channel::{self, ChannelMonitor, RunOptions, RunSummary};
+use smoothcast::profile::{self, DestinationPlan, Plan, Role};
+use smoothcast::time::{Clocks, SystemClocks};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "smoothcast", version, about = "Live encoder: timecode-locked H.264 ladder + AAC-LC as live Smooth Streaming (PIFF) ingest")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a channel (no profile: the built-in synthetic demo).
+    Run(RunArgs),
+    /// Validate a profile and print the resolved plan.
+    Check {
+        /// Profile TOML file.
+        profile: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Profile TOML file; omitted = the built-in demo (synthetic bars + tone).
+    profile: Option<PathBuf>,
+    /// Encode as fast as possible instead of in real time.
+    #[arg(long)]
+    fast: bool,
+    /// Stop cleanly after this many seconds of media (rounded up to whole fragments).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Write each stream's POST body to DIR/<stream-id>.ismv|.isma.
+    #[arg(long, value_name = "DIR")]
+    archive: Option<PathBuf>,
+    /// Do not push to any destination.
+    #[arg(long)]
+    no_push: bool,
+    /// Publishing point URL (…/name.isml), repeatable; replaces the profile's destinations.
+    /// The first is the primary, the others backups.
+    #[arg(long = "push", value_name = "URL")]
+    push: Vec<String>,
+    /// Per-box suffix appended to every stream id (1+1 pairs on one-connection-per-id servers).
+    #[arg(long, value_name = "S")]
+    stream_suffix: Option<String>,
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { profile } => match profile::load(&profile) {
+            Ok(plan) => {
+                print!("{}", profile::describe(&plan));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run(args) => run(args),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let mut plan: Plan = match &args.profile {
+        Some(p) => match profile::load(p) {
+            Ok(plan) => plan,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => profile::demo(),
+    };
+    if !args.push.is_empty() {
+        match destinations_from_flags(&args.push) {
+            Ok(d) => plan.destinations = d,
+            Err(e) => {
+                eprintln!("error: --push: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(s) = &args.stream_suffix {
+        plan.push.stream_suffix = Some(s.clone());
+    }
+    let archive = args.archive.clone().or_else(|| plan.archive.clone());
+    let clocks: Arc<dyn Clocks> = SystemClocks::new();
+    let opts = RunOptions {
+        fast: args.fast,
+        duration_secs: args.duration,
+        archive,
+        push: !args.no_push,
+        clocks,
+    };
+    let started = Instant::now();
+    let handle = match channel::start(&plan, opts) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(if e.is_bad_input() { 2 } else { 1 });
+        }
+    };
+    let monitor = handle.monitor();
+    install_signal_handlers(monitor.clone());
+    let progress = std::thread::spawn({
+        let monitor = monitor.clone();
+        move || print_progress(&monitor)
+    });
+    let result = handle.wait(Duration::from_secs(5));
+    let _ = progress.join();
+    match result {
+        Ok(summary) => {
+            print_summary(&plan, &summary, started.elapsed());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_progress(monitor: &ChannelMonitor) {
+    let mut last = Instant::now();
+    while !monitor.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < Duration::from_secs(2) {
+            continue;
+        }
+        last = Instant::now();
+        let st = monitor.status();
+        let tracks: Vec<String> = st
+            .tracks
+            .iter()
+            .map(|t| format!("{} {} frags", t.label, t.fragments))
+            .collect();
+        println!("[{}] {}", st.channel, tracks.join(" | "));
+        for s in &st.sessions {
+            println!("    {s}");
+        }
+    }
+}
+
+fn install_signal_handlers(handle: Arc<ChannelMonitor>) {
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no signal handling");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    return;
+                };
+                let mut count = 0;
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                    count += 1;
+                    if count == 1 {
+                        tracing::info!("stop requested: finishing the current fragments (again to exit at once)");
+                        handle.request_stop();
+                    } else {
+                        std::process::exit(1);
+                    }
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no signal handling");
+    }
+}
+
+fn destinations_from_flags(urls: &[String]) -> Result<Vec<DestinationPlan>, String> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let parsed = url::Url::parse(u).map_err(|e| format!("{}: {e}", profile::redact_url(u)))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(format!("{}: scheme must be http or https", profile::redact_url(u)));
+            }
+            Ok(DestinationPlan {
+                name: if i == 0 { "primary".into() } else { format!("backup{i}") },
+                url: u.trim_end_matches('/').to_string(),
+                role: if i == 0 { Role::Primary } else { Role::Backup },
+            })
+        })
+        .collect()
+}
+
+fn print_summary(plan: &Plan, s: &RunSummary, wall: Duration) {
+    let media: f64 = s
+        .tracks
+        .first()
+        .map(|t| t.last_end.saturating_sub(t.first_time.unwrap_or(t.last_end)) as f64 / f64::from(plan.timescale))
+        .unwrap_or(0.0);
+    println!(
+        "channel {}: {:.1} s of media in {:.1} s ({:.2}× real time), first fragment {}",
+        s.channel,
+        media,
+        wall.as_secs_f64(),
+        media / wall.as_secs_f64().max(1e-9),
+        s.first_fragment
+    );
+    println!(
+        "{:<22} {:>7} {:>9} {:>10} {:>12} {:>24}",
+        "track", "trackID", "fragments", "samples", "kbit/s", "first tfxd time"
+    );
+    for t in &s.tracks {
+        let secs = t.last_end.saturating_sub(t.first_time.unwrap_or(t.last_end)) as f64
+            / f64::from(plan.timescale);
+        let kbps = if secs > 0.0 { t.bytes as f64 * 8.0 / secs / 1000.0 } else { 0.0 };
+        println!(
+            "{:<22} {:>7} {:>9} {:>10} {:>12.0} {:>24}",
+            t.label,
+            t.track_id,
+            t.fragments,
+            t.samples,
+            kbps,
+            t.first_time.map(|v| v.to_string()).unwrap_or_default()
+        );
+    }
+    for sess in &s.sessions {
+        println!("  {sess}");
+    }
+    for f in &s.archive_files {
+        println!("  archive: {}", f.display());
+    }
+}

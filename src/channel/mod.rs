@@ -1,1 +1,855 @@
-//! Channel: wires sources → encoders → packagers → bus → pushers.
+//! Channel: wires one channel's stages, each on its own thread(s) joined by bounded channels:
+//!
+//! ```text
+//! video source ─► size groups (scale once per size) ─► rung encoders (x264) ─► packagers ─┐
+//! audio source ─► AAC encoder ─► packager ─────────────────────────────────────────────────┴► bus ─► archive + pusher
+//! ```
+//!
+//! The encoder never waits on the network: the bus consumer hands fragments to the pusher,
+//! whose `submit` never blocks.
+
+pub mod archive;
+pub mod package;
+
+use crate::capture::file::{FileAudio, FileVideo};
+use crate::capture::synthetic::{SyntheticAudio, SyntheticVideo};
+use crate::capture::{AudioSource, CaptureError, Pacing, VideoFrame, VideoSource};
+use crate::encode::aac::AacEncoder;
+use crate::encode::scale::Scaler;
+use crate::encode::x264::X264Encoder;
+use crate::encode::EncodeError;
+use crate::piff::{header::stream_header, TrackCodec, TrackInfo};
+use crate::profile::{AudioInput, Plan, TimecodeSpec, VideoInput};
+use crate::push::{Fragment, PushError, Pusher, SessionStatus, StreamHeader};
+use crate::time::{AudioGrid, Clocks, FrameGrid, FrameIndex, SampleIndex};
+use archive::Archive;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use package::{AudioPackager, PackageError, VideoPackager};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The `creator` written into every live server manifest (identical on every box).
+pub const CREATOR: &str = concat!("smoothcast ", env!("CARGO_PKG_VERSION"));
+
+/// Errors of the channel layer, naming the channel.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("channel {channel}: {source}")]
+    Capture {
+        channel: String,
+        source: CaptureError,
+    },
+    #[error("channel {channel}: {source}")]
+    Encode {
+        channel: String,
+        source: EncodeError,
+    },
+    #[error("channel {channel}: {source}")]
+    Package {
+        channel: String,
+        source: PackageError,
+    },
+    #[error("channel {channel}: {source}")]
+    Push { channel: String, source: PushError },
+    #[error("channel {channel}: archive {path}: {source}")]
+    Archive {
+        channel: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("channel {channel}: timecode: {reason}")]
+    Timecode { channel: String, reason: String },
+    /// A configuration this build cannot run (e.g. a device input before V4L2 support).
+    #[error("channel {channel}: {reason}")]
+    Unsupported { channel: String, reason: String },
+    #[error("channel {channel}: a pipeline thread stopped unexpectedly: {reason}")]
+    Thread { channel: String, reason: String },
+}
+
+impl ChannelError {
+    /// True for errors caused by the profile or the command line rather than at run time.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            ChannelError::Unsupported { .. } | ChannelError::Timecode { .. }
+        )
+    }
+}
+
+/// How to run a channel.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// As fast as the encoders take (no real-time pacing, no waiting for the clock).
+    pub fast: bool,
+    /// Stop cleanly after this much media (rounded up to whole fragments).
+    pub duration_secs: Option<f64>,
+    /// Write every stream's POST body to `DIR/<stream-id>.ismv|.isma`.
+    pub archive: Option<PathBuf>,
+    /// Push to the plan's destinations.
+    pub push: bool,
+    pub clocks: Arc<dyn Clocks>,
+}
+
+/// Live counters of one track, written by its pipeline thread.
+#[derive(Debug, Default)]
+pub struct TrackCounters {
+    pub fragments: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Frames (video) or AAC units (audio) packaged.
+    pub samples: AtomicU64,
+    /// Media time (track ticks since the epoch) of the end of the last fragment.
+    pub last_end: AtomicU64,
+}
+
+/// A read-only snapshot for status displays.
+#[derive(Clone, Debug)]
+pub struct ChannelStatus {
+    pub channel: String,
+    pub tracks: Vec<TrackStatus>,
+    pub sessions: Vec<SessionStatus>,
+    pub finished: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrackStatus {
+    pub track_id: u32,
+    pub track_name: String,
+    pub label: String,
+    pub fragments: u64,
+    pub bytes: u64,
+    pub samples: u64,
+    pub first_time: Option<u64>,
+    pub last_end: u64,
+}
+
+/// What a finished run produced, per track.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub channel: String,
+    pub first_fragment: u64,
+    pub tracks: Vec<TrackStatus>,
+    pub sessions: Vec<SessionStatus>,
+    pub archive_files: Vec<PathBuf>,
+}
+
+struct TrackMeta {
+    info: TrackInfo,
+    label: String,
+    counters: Arc<TrackCounters>,
+    first_time: Arc<Mutex<Option<u64>>>,
+}
+
+/// A running channel: join it with [`ChannelHandle::wait`].
+pub struct ChannelHandle {
+    monitor: Arc<ChannelMonitor>,
+    threads: Vec<(String, JoinHandle<Result<(), ChannelError>>)>,
+    output: Option<JoinHandle<Result<Vec<PathBuf>, ChannelError>>>,
+    first_fragment: u64,
+}
+
+/// Status and control of a running channel, shareable with status displays and signal handlers.
+pub struct ChannelMonitor {
+    channel: String,
+    stop: Arc<StopState>,
+    tracks: Vec<TrackEntry>,
+    pusher: Mutex<Option<Pusher>>,
+    finished: AtomicBool,
+}
+
+struct TrackEntry {
+    track_id: u32,
+    track_name: String,
+    label: String,
+    counters: Arc<TrackCounters>,
+    first_time: Arc<Mutex<Option<u64>>>,
+}
+
+/// Where the pipeline should end, shared by every thread.
+#[derive(Debug)]
+struct StopState {
+    /// Fragments `>= end` are not produced. `u64::MAX` = run until asked to stop.
+    end_fragment: AtomicU64,
+    /// Highest fragment any source has started.
+    reached: AtomicU64,
+}
+
+impl StopState {
+    fn end(&self) -> u64 {
+        self.end_fragment.load(Ordering::SeqCst)
+    }
+    fn note(&self, k: u64) {
+        self.reached.fetch_max(k, Ordering::SeqCst);
+    }
+    /// Ends the run after the fragment currently being produced.
+    fn request(&self) {
+        let after = self.reached.load(Ordering::SeqCst).saturating_add(1);
+        self.end_fragment.fetch_min(after, Ordering::SeqCst);
+    }
+}
+
+impl ChannelMonitor {
+    /// Stops cleanly at the next fragment boundary (finishes the fragments in progress).
+    pub fn request_stop(&self) {
+        self.stop.request();
+    }
+
+    /// True once the pipeline has ended and every push session is finished.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+
+    pub fn status(&self) -> ChannelStatus {
+        let sessions = self
+            .pusher
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(Pusher::status))
+            .unwrap_or_default();
+        ChannelStatus {
+            channel: self.channel.clone(),
+            tracks: self.track_statuses(),
+            sessions,
+            finished: self.is_finished(),
+        }
+    }
+
+    fn track_statuses(&self) -> Vec<TrackStatus> {
+        self.tracks
+            .iter()
+            .map(|t| TrackStatus {
+                track_id: t.track_id,
+                track_name: t.track_name.clone(),
+                label: t.label.clone(),
+                fragments: t.counters.fragments.load(Ordering::Relaxed),
+                bytes: t.counters.bytes.load(Ordering::Relaxed),
+                samples: t.counters.samples.load(Ordering::Relaxed),
+                first_time: t.first_time.lock().ok().and_then(|g| *g),
+                last_end: t.counters.last_end.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+impl ChannelHandle {
+    pub fn monitor(&self) -> Arc<ChannelMonitor> {
+        self.monitor.clone()
+    }
+
+    /// Waits for the pipeline to end, finishes every push session, returns the summary.
+    pub fn wait(mut self, push_finish_timeout: Duration) -> Result<RunSummary, ChannelError> {
+        let channel = self.monitor.channel.clone();
+        let mut first_err = None;
+        for (name, t) in self.threads.drain(..) {
+            let r = t.join().unwrap_or_else(|_| {
+                Err(ChannelError::Thread {
+                    channel: channel.clone(),
+                    reason: format!("{name} panicked"),
+                })
+            });
+            if let Err(e) = r {
+                tracing::error!(channel = %channel, thread = %name, error = %e, "pipeline stage failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        let files = match self.output.take().map(|t| t.join()) {
+            Some(Ok(Ok(files))) => files,
+            Some(Ok(Err(e))) => {
+                first_err.get_or_insert(e);
+                Vec::new()
+            }
+            Some(Err(_)) => {
+                first_err.get_or_insert(ChannelError::Thread {
+                    channel: channel.clone(),
+                    reason: "output panicked".into(),
+                });
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let pusher = self.monitor.pusher.lock().ok().and_then(|mut p| p.take());
+        let sessions = pusher
+            .map(|p| p.finish(push_finish_timeout))
+            .unwrap_or_default();
+        self.monitor.finished.store(true, Ordering::SeqCst);
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(RunSummary {
+            channel,
+            first_fragment: self.first_fragment,
+            tracks: self.monitor.track_statuses(),
+            sessions,
+            archive_files: files,
+        })
+    }
+}
+
+/// Starts a channel: opens the encoders, builds the stream headers, starts the pusher and every
+/// pipeline thread.
+pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelError> {
+    let ch = plan.channel.clone();
+    let frames = FrameGrid::new(plan.rate, plan.timescale);
+    let frags = plan.fragments;
+    let audio_grid = AudioGrid::aac(plan.audio.sample_rate, plan.timescale);
+
+    // 1. Where the timeline starts: the first fragment boundary at or after the timecode.
+    let n0 = crate::time::timecode::resolve_start(&plan.timecode, plan.rate, opts.clocks.as_ref())
+        .map_err(|e| ChannelError::Timecode {
+            channel: ch.clone(),
+            reason: e.to_string(),
+        })?;
+    let first = frags.next_boundary(n0);
+    let k0 = frags.fragment_of(first);
+    let end_fragment = match opts.duration_secs {
+        Some(s) => {
+            let frag_secs = plan.fragment_secs.0 as f64 / plan.fragment_secs.1.max(1) as f64;
+            k0 + ((s / frag_secs).ceil().max(1.0) as u64)
+        }
+        None => u64::MAX,
+    };
+    let stop = Arc::new(StopState {
+        end_fragment: AtomicU64::new(end_fragment),
+        reached: AtomicU64::new(k0),
+    });
+    let j0 = audio_grid.fragment_start(k0, &frames, &frags);
+
+    // 2. Encoders (their configs are needed for the headers).
+    let mut video_encoders = Vec::new();
+    for rung in &plan.rungs {
+        let label = format!("{ch}/{}", rung.name);
+        let enc = X264Encoder::new(&label, rung, plan.rate, frags.gop).map_err(|source| {
+            ChannelError::Encode {
+                channel: ch.clone(),
+                source,
+            }
+        })?;
+        video_encoders.push((rung.clone(), label, enc));
+    }
+    let audio_label = format!("{ch}/{}", plan.audio.track_name);
+    let aac = AacEncoder::new(
+        &audio_label,
+        plan.audio.bitrate_kbps,
+        plan.audio.channels,
+        plan.audio.sample_rate,
+        j0,
+    )
+    .map_err(|source| ChannelError::Encode {
+        channel: ch.clone(),
+        source,
+    })?;
+
+    let mut metas: Vec<TrackMeta> = Vec::new();
+    for (rung, label, enc) in &video_encoders {
+        metas.push(TrackMeta {
+            info: TrackInfo {
+                track_id: rung.track_id,
+                track_name: rung.track_name.clone(),
+                bitrate: rung.bitrate_kbps.saturating_mul(1000),
+                timescale: plan.timescale,
+                codec: TrackCodec::Avc(enc.config().clone()),
+            },
+            label: label.clone(),
+            counters: Arc::default(),
+            first_time: Arc::default(),
+        });
+    }
+    metas.push(TrackMeta {
+        info: TrackInfo {
+            track_id: plan.audio.track_id,
+            track_name: plan.audio.track_name.clone(),
+            bitrate: plan.audio.bitrate_kbps.saturating_mul(1000),
+            timescale: plan.timescale,
+            codec: TrackCodec::Aac(aac.config().clone()),
+        },
+        label: audio_label.clone(),
+        counters: Arc::default(),
+        first_time: Arc::default(),
+    });
+
+    // 3. Stream headers: ftyp + live server manifest + moov, built once per stream.
+    let suffix = plan.push.stream_suffix.clone().unwrap_or_default();
+    let mut headers = Vec::new();
+    for s in &plan.streams {
+        let tracks: Vec<TrackInfo> = s
+            .track_ids
+            .iter()
+            .filter_map(|id| metas.iter().find(|m| m.info.track_id == *id))
+            .map(|m| m.info.clone())
+            .collect();
+        headers.push(StreamHeader {
+            stream_id: format!("{}{suffix}", s.id),
+            track_ids: s.track_ids.clone(),
+            bytes: bytes::Bytes::from(stream_header(&tracks, CREATOR)),
+        });
+    }
+
+    // 4. Sinks of the bus: archive files and the pusher.
+    let archive = match &opts.archive {
+        Some(dir) => Some(
+            Archive::create(
+                dir,
+                &headers,
+                &metas.iter().map(|m| m.info.clone()).collect::<Vec<_>>(),
+                plan.push.send_eos,
+            )
+                .map_err(|source| ChannelError::Archive {
+                    channel: ch.clone(),
+                    path: dir.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let pusher = if opts.push && !plan.destinations.is_empty() {
+        Some(
+            Pusher::start(
+                &ch,
+                headers.clone(),
+                &plan.destinations,
+                &plan.push,
+                opts.clocks.clone(),
+            )
+            .map_err(|source| ChannelError::Push {
+                channel: ch.clone(),
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
+
+    // 5. Wait for the first boundary when locked to the wall clock in real time.
+    if !opts.fast && plan.timecode == TimecodeSpec::Clock {
+        let due_nanos = u128::from(frames.time_of(first).0) * 1_000_000_000
+            / u128::from(plan.timescale);
+        let now = opts.clocks.utc_nanos();
+        if due_nanos > now {
+            let wait = Duration::from_nanos(u64::try_from(due_nanos - now).unwrap_or(0));
+            tracing::info!(channel = %ch, wait_ms = wait.as_millis() as u64, "waiting for the first fragment boundary");
+            opts.clocks.sleep(wait);
+        }
+    }
+    let pacing = || {
+        if opts.fast {
+            Pacing::Fast
+        } else {
+            Pacing::RealTime {
+                clocks: opts.clocks.clone(),
+            }
+        }
+    };
+
+    // 6. Sources.
+    let video_source: Box<dyn VideoSource> = match &plan.video_input {
+        VideoInput::Synthetic { width, height } => Box::new(SyntheticVideo::new(
+            *width,
+            *height,
+            plan.rate,
+            first,
+            pacing(),
+        )),
+        VideoInput::File { path } => Box::new(
+            FileVideo::open(path, plan.rate, first, pacing()).map_err(|source| {
+                ChannelError::Capture {
+                    channel: ch.clone(),
+                    source,
+                }
+            })?,
+        ),
+        VideoInput::Device { input } => {
+            return Err(ChannelError::Unsupported {
+                channel: ch.clone(),
+                reason: format!(
+                    "video input '{input}' is a device input; V4L2 capture is not in this build yet"
+                ),
+            })
+        }
+    };
+    let audio_start = aac.input_start();
+    let audio_source: Box<dyn AudioSource> = match &plan.audio_input {
+        AudioInput::Synthetic => Box::new(SyntheticAudio::new(
+            plan.audio.sample_rate,
+            plan.audio.channels,
+            audio_start,
+            pacing(),
+        )),
+        AudioInput::File { path } => Box::new(
+            FileAudio::open(
+                path,
+                plan.audio.sample_rate,
+                plan.audio.channels,
+                audio_start,
+                pacing(),
+            )
+            .map_err(|source| ChannelError::Capture {
+                channel: ch.clone(),
+                source,
+            })?,
+        ),
+        AudioInput::Device { input } => {
+            return Err(ChannelError::Unsupported {
+                channel: ch.clone(),
+                reason: format!(
+                    "audio input '{input}' is a device input; ALSA capture is not in this build yet"
+                ),
+            })
+        }
+    };
+
+    // 7. Threads.
+    let (bus_tx, bus_rx) = bounded::<(usize, Arc<Fragment>)>(64);
+    let mut threads = Vec::new();
+    let src_size = video_source.size();
+    let mut groups: BTreeMap<(u32, u32), Vec<Sender<VideoFrame>>> = BTreeMap::new();
+    for (i, (rung, label, enc)) in video_encoders.into_iter().enumerate() {
+        let (tx, rx) = bounded::<VideoFrame>(4);
+        groups
+            .entry((rung.width, rung.height))
+            .or_default()
+            .push(tx);
+        let packager = VideoPackager::new(rung.track_id, frames, frags, enc.config().reorder_frames);
+        let ctx = StageCtx {
+            channel: ch.clone(),
+            bus: bus_tx.clone(),
+            meta_index: i,
+            counters: metas[i].counters.clone(),
+            first_time: metas[i].first_time.clone(),
+        };
+        let gop = frags.gop;
+        threads.push((
+            label.clone(),
+            spawn(&label, move || rung_thread(ctx, rx, enc, packager, gop))?,
+        ));
+    }
+    let mut group_txs = Vec::new();
+    for (size, rung_txs) in groups {
+        let (tx, rx) = bounded::<VideoFrame>(2);
+        group_txs.push(tx);
+        let scaler = if size == src_size {
+            None
+        } else {
+            Some(Scaler::new(src_size, size).map_err(|source| ChannelError::Encode {
+                channel: ch.clone(),
+                source,
+            })?)
+        };
+        let chn = ch.clone();
+        let name = format!("{ch}/scale-{}x{}", size.0, size.1);
+        threads.push((
+            name.clone(),
+            spawn(&name, move || scale_thread(chn, rx, scaler, rung_txs))?,
+        ));
+    }
+    {
+        let stop = stop.clone();
+        let chn = ch.clone();
+        let name = format!("{ch}/video-capture");
+        threads.push((
+            name.clone(),
+            spawn(&name, move || {
+                video_capture_thread(chn, video_source, group_txs, frags, stop)
+            })?,
+        ));
+    }
+    {
+        let audio_index = metas.len() - 1;
+        let ctx = StageCtx {
+            channel: ch.clone(),
+            bus: bus_tx.clone(),
+            meta_index: audio_index,
+            counters: metas[audio_index].counters.clone(),
+            first_time: metas[audio_index].first_time.clone(),
+        };
+        let packager = AudioPackager::new(plan.audio.track_id, audio_grid, frames, frags);
+        let stop = stop.clone();
+        let name = format!("{ch}/audio");
+        threads.push((
+            name.clone(),
+            spawn(&name, move || {
+                audio_thread(ctx, audio_source, aac, packager, audio_grid, frames, frags, stop)
+            })?,
+        ));
+    }
+    drop(bus_tx);
+    let monitor = Arc::new(ChannelMonitor {
+        channel: ch.clone(),
+        stop,
+        tracks: metas
+            .iter()
+            .map(|m| TrackEntry {
+                track_id: m.info.track_id,
+                track_name: m.info.track_name.clone(),
+                label: m.label.clone(),
+                counters: m.counters.clone(),
+                first_time: m.first_time.clone(),
+            })
+            .collect(),
+        pusher: Mutex::new(pusher),
+        finished: AtomicBool::new(false),
+    });
+    let output = {
+        let monitor = monitor.clone();
+        spawn(&format!("{ch}/output"), move || {
+            output_thread(bus_rx, archive, &monitor)
+        })?
+    };
+    Ok(ChannelHandle {
+        monitor,
+        threads,
+        output: Some(output),
+        first_fragment: k0,
+    })
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, ChannelError> {
+    std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(f)
+        .map_err(|e| ChannelError::Thread {
+            channel: name.into(),
+            reason: e.to_string(),
+        })
+}
+
+/// What a track's last stage needs to publish fragments.
+struct StageCtx {
+    channel: String,
+    bus: Sender<(usize, Arc<Fragment>)>,
+    meta_index: usize,
+    counters: Arc<TrackCounters>,
+    first_time: Arc<Mutex<Option<u64>>>,
+}
+
+impl StageCtx {
+    /// Publishes a fragment; `false` when the bus is gone (the run is over).
+    fn publish(&self, f: Fragment) -> bool {
+        if let Ok(mut g) = self.first_time.lock() {
+            g.get_or_insert(f.time);
+        }
+        self.counters.fragments.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_add(f.bytes.len() as u64, Ordering::Relaxed);
+        self.counters
+            .last_end
+            .store(f.time + f.duration, Ordering::Relaxed);
+        self.bus.send((self.meta_index, Arc::new(f))).is_ok()
+    }
+
+    fn package_err(&self, source: PackageError) -> ChannelError {
+        ChannelError::Package {
+            channel: self.channel.clone(),
+            source,
+        }
+    }
+}
+
+fn video_capture_thread(
+    channel: String,
+    mut source: Box<dyn VideoSource>,
+    outs: Vec<Sender<VideoFrame>>,
+    frags: crate::time::FragmentGrid,
+    stop: Arc<StopState>,
+) -> Result<(), ChannelError> {
+    loop {
+        let frame = source.next_frame().map_err(|source| ChannelError::Capture {
+            channel: channel.clone(),
+            source,
+        })?;
+        let k = frags.fragment_of(frame.index);
+        if k >= stop.end() {
+            return Ok(());
+        }
+        stop.note(k);
+        for tx in &outs {
+            if tx.send(frame.clone()).is_err() {
+                // A downstream stage ended (its error is reported by its own thread).
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn scale_thread(
+    channel: String,
+    rx: Receiver<VideoFrame>,
+    mut scaler: Option<Scaler>,
+    outs: Vec<Sender<VideoFrame>>,
+) -> Result<(), ChannelError> {
+    for frame in rx {
+        let frame = match scaler.as_mut() {
+            Some(s) => s.scale(&frame).map_err(|source| ChannelError::Encode {
+                channel: channel.clone(),
+                source,
+            })?,
+            None => frame,
+        };
+        for tx in &outs {
+            if tx.send(frame.clone()).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rung_thread(
+    ctx: StageCtx,
+    rx: Receiver<VideoFrame>,
+    mut enc: X264Encoder,
+    mut packager: VideoPackager,
+    gop: u64,
+) -> Result<(), ChannelError> {
+    let mut out = Vec::new();
+    let encode_err = |source| ChannelError::Encode {
+        channel: ctx.channel.clone(),
+        source,
+    };
+    for frame in rx {
+        enc.encode(&frame, frame.index.0 % gop == 0, &mut out)
+            .map_err(encode_err)?;
+        for pic in out.drain(..) {
+            ctx.counters.samples.fetch_add(1, Ordering::Relaxed);
+            if let Some(f) = packager.push(pic).map_err(|e| ctx.package_err(e))? {
+                if !ctx.publish(f) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    enc.flush(&mut out).map_err(encode_err)?;
+    for pic in out.drain(..) {
+        ctx.counters.samples.fetch_add(1, Ordering::Relaxed);
+        if let Some(f) = packager.push(pic).map_err(|e| ctx.package_err(e))? {
+            ctx.publish(f);
+        }
+    }
+    if let Some(f) = packager.flush().map_err(|e| ctx.package_err(e))? {
+        ctx.publish(f);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audio_thread(
+    ctx: StageCtx,
+    mut source: Box<dyn AudioSource>,
+    mut enc: AacEncoder,
+    mut packager: AudioPackager,
+    grid: AudioGrid,
+    frames: FrameGrid,
+    frags: crate::time::FragmentGrid,
+    stop: Arc<StopState>,
+) -> Result<(), ChannelError> {
+    let mut units = Vec::new();
+    let channels = usize::from(source.channels().max(1));
+    let capture_err = |source| ChannelError::Capture {
+        channel: ctx.channel.clone(),
+        source,
+    };
+    let encode_err = |source| ChannelError::Encode {
+        channel: ctx.channel.clone(),
+        source,
+    };
+    // Input sample s feeds the AAC frame that decodes it; frames are labelled by the encoder.
+    let mut next = enc.input_start().0;
+    let mut emit = |units: &mut Vec<crate::encode::EncodedAudio>, end_j: u64| -> Result<bool, ChannelError> {
+        for u in units.drain(..) {
+            if u.index >= end_j {
+                continue;
+            }
+            ctx.counters.samples.fetch_add(1, Ordering::Relaxed);
+            if let Some(f) = packager.push(u).map_err(|e| ctx.package_err(e))? {
+                if !ctx.publish(f) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    };
+    loop {
+        let end = stop.end();
+        let end_j = if end == u64::MAX {
+            u64::MAX
+        } else {
+            grid.fragment_start(end, &frames, &frags)
+        };
+        let end_sample = end_j.saturating_mul(u64::from(grid.frame_len));
+        if next >= end_sample {
+            break;
+        }
+        let want = usize::try_from((end_sample - next).min(1024)).unwrap_or(1024);
+        let block = source.next_block(want).map_err(capture_err)?;
+        let n = block.frames();
+        if n == 0 {
+            continue;
+        }
+        let take = n.min(want);
+        enc.encode(&block.samples[..take * channels], &mut units)
+            .map_err(encode_err)?;
+        next = block.first.0 + take as u64;
+        stop.note(grid.fragment_of_frame(SampleIndex(next).0 / u64::from(grid.frame_len), &frames, &frags));
+        if !emit(&mut units, end_j)? {
+            return Ok(());
+        }
+    }
+    let end = stop.end();
+    let end_j = grid.fragment_start(end, &frames, &frags);
+    enc.finish(&mut units).map_err(encode_err)?;
+    emit(&mut units, end_j)?;
+    if let Some(f) = packager.flush().map_err(|e| ctx.package_err(e))? {
+        ctx.publish(f);
+    }
+    Ok(())
+}
+
+fn output_thread(
+    bus: Receiver<(usize, Arc<Fragment>)>,
+    mut archive: Option<Archive>,
+    monitor: &ChannelMonitor,
+) -> Result<Vec<PathBuf>, ChannelError> {
+    let channel = monitor.channel.clone();
+    let mut failure = None;
+    for (_, frag) in bus {
+        if let Ok(p) = monitor.pusher.lock() {
+            if let Some(p) = p.as_ref() {
+                p.submit(frag.clone());
+            }
+        }
+        if let Some(a) = archive.as_mut() {
+            if let Err(e) = a.write(&frag) {
+                // Keep draining the bus so encoders never block on a full disk.
+                tracing::error!(channel = %channel, error = %e.1, path = %e.0.display(), "archive write failed");
+                failure.get_or_insert(e);
+                archive = None;
+            }
+        }
+    }
+    if let Some((path, source)) = failure {
+        return Err(ChannelError::Archive {
+            channel,
+            path,
+            source,
+        });
+    }
+    match archive {
+        Some(a) => a.finish().map_err(|(path, source)| ChannelError::Archive {
+            channel,
+            path,
+            source,
+        }),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Frame index of a UTC instant on the plan's grid (for status displays).
+pub fn frame_now(plan: &Plan, clocks: &dyn Clocks) -> FrameIndex {
+    FrameGrid::new(plan.rate, plan.timescale).frame_at_unix_nanos(clocks.utc_nanos())
+}

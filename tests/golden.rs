@@ -1,0 +1,75 @@
+//! Golden bytes: a fixed synthetic input produces a header and fragments whose digest is pinned.
+//! When the output changes on purpose, bump `piff::FORMAT_VERSION` and update the digest here.
+
+mod common;
+
+use common::*;
+use sha2::{Digest, Sha256};
+
+const PROFILE: &str = r#"
+[channel]
+name = "golden"
+rate = "30000/1001"
+fragment_duration = "1.001"
+
+[timecode]
+source = "fixed"
+date = "2026-11-21"
+start = "12:00:00;00"
+
+[video]
+input = "synthetic"
+width = 320
+height = 180
+
+[audio]
+input = "synthetic"
+bitrate = 64
+channels = 2
+sample_rate = 48000
+
+[[rung]]
+name = "180p"
+width = 320
+height = 180
+bitrate = 250
+preset = "veryfast"
+bframes = 2
+threads = 1
+x264 = { "lookahead-threads" = "1" }
+"#;
+
+/// (FORMAT_VERSION, sha256 of every archive file in name order).
+const GOLDEN: (u32, &str) = (1, "UNSET");
+
+#[test]
+fn fixed_synthetic_input_produces_the_golden_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write_profile(dir.path(), "golden.toml", PROFILE);
+    let archive = dir.path().join("out");
+    let run = |out: &std::path::Path| {
+        smoothcast_ok(&[
+            "run",
+            profile.to_str().unwrap(),
+            "--fast",
+            "--duration",
+            "3",
+            "--no-push",
+            "--archive",
+            out.to_str().unwrap(),
+        ]);
+        let mut h = Sha256::new();
+        for f in archive_files(out) {
+            h.update(f.file_name().unwrap().to_string_lossy().as_bytes());
+            h.update(std::fs::read(&f).unwrap());
+        }
+        hex::encode(h.finalize())
+    };
+    let digest = run(&archive);
+    assert_eq!(digest, run(&dir.path().join("again")), "output is deterministic");
+    assert_eq!(
+        (smoothcast::piff::FORMAT_VERSION, digest.as_str()),
+        GOLDEN,
+        "the emitted bytes changed: if on purpose, bump piff::FORMAT_VERSION and pin the new digest"
+    );
+}

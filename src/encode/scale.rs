@@ -1,1 +1,194 @@
-//! TODO
+//! Picture scaling for the ladder: one [`Scaler`] per distinct rung size, I420 → I420.
+//!
+//! swscale works directly on the packed planes of [`VideoFrame`]s (no copy into an `AVFrame`),
+//! and output buffers come from a small pool that is refilled as soon as downstream stages
+//! drop their references, so steady state allocates nothing per frame.
+
+use super::EncodeError;
+use crate::capture::{i420_planes, i420_size, VideoFrame};
+use ffmpeg_next::ffi;
+use std::ffi::c_int;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+
+/// Output buffers kept for reuse. Enough for the frames in flight between the scaler and the
+/// encoder (bounded channel + x264 lookahead holds none: x264 copies its input).
+const POOL_SIZE: usize = 8;
+
+/// Extra bytes allocated (as capacity, not length) after every output picture: SIMD code in
+/// swscale may store a little past the last row of the last plane.
+const PAD: usize = 64;
+
+/// An I420 → I420 resizer (bicubic, as FFmpeg's `scale` filter by default, BT.709 limited).
+pub struct Scaler {
+    ctx: Option<NonNull<ffi::SwsContext>>,
+    src: (u32, u32),
+    dst: (u32, u32),
+    pool: Vec<Arc<Vec<u8>>>,
+}
+
+// SAFETY: the SwsContext is only used through `&mut self`; it has no thread affinity.
+unsafe impl Send for Scaler {}
+
+impl std::fmt::Debug for Scaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scaler")
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scaler {
+    /// A scaler from `src` to `dst` (width, height). Equal sizes make a pass-through that
+    /// returns the input frame itself (shared buffer, no copy).
+    pub fn new(src: (u32, u32), dst: (u32, u32)) -> Result<Scaler, EncodeError> {
+        let setup = |reason: String| EncodeError::Setup {
+            track: format!("scaler {}x{}->{}x{}", src.0, src.1, dst.0, dst.1),
+            reason,
+        };
+        let dim = |v: u32| c_int::try_from(v).ok().filter(|&v| v > 0);
+        let (Some(sw), Some(sh), Some(dw), Some(dh)) =
+            (dim(src.0), dim(src.1), dim(dst.0), dim(dst.1))
+        else {
+            return Err(setup("sizes must be non-zero and fit a C int".into()));
+        };
+        if src == dst {
+            return Ok(Scaler {
+                ctx: None,
+                src,
+                dst,
+                pool: Vec::new(),
+            });
+        }
+        // SAFETY: plain constructor call with valid sizes and formats; null filters/params
+        // select swscale's defaults.
+        let ctx = unsafe {
+            ffi::sws_getContext(
+                sw,
+                sh,
+                ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
+                dw,
+                dh,
+                ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
+                ffi::SWS_BICUBIC,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null(),
+            )
+        };
+        let ctx = NonNull::new(ctx).ok_or_else(|| setup("sws_getContext failed".into()))?;
+        // Record BT.709 limited range on both sides so swscale never assumes BT.601 or full
+        // range if it ever has to convert internally.
+        // SAFETY: ctx is valid; the coefficient tables are static inside swscale.
+        unsafe {
+            let table = ffi::sws_getCoefficients(ffi::SWS_CS_ITU709);
+            ffi::sws_setColorspaceDetails(ctx.as_ptr(), table, 0, table, 0, 0, 1 << 16, 1 << 16);
+        }
+        Ok(Scaler {
+            ctx: Some(ctx),
+            src,
+            dst,
+            pool: Vec::with_capacity(POOL_SIZE),
+        })
+    }
+
+    /// Output size (width, height).
+    pub fn output_size(&self) -> (u32, u32) {
+        self.dst
+    }
+
+    /// Scales `src` to the output size. The result keeps `src`'s frame index and origin.
+    pub fn scale(&mut self, src: &VideoFrame) -> Result<VideoFrame, EncodeError> {
+        let (s, d) = (self.src, self.dst);
+        let err = |reason: String| EncodeError::Encode {
+            track: format!("scaler {}x{}->{}x{}", s.0, s.1, d.0, d.1),
+            at: src.index.to_string(),
+            reason,
+        };
+        if (src.width, src.height) != self.src {
+            return Err(err(format!(
+                "picture is {}x{}, scaler expects {}x{}",
+                src.width, src.height, self.src.0, self.src.1
+            )));
+        }
+        if src.data.len() < i420_size(src.width, src.height) {
+            return Err(err(format!(
+                "picture buffer holds {} bytes, I420 needs {}",
+                src.data.len(),
+                i420_size(src.width, src.height)
+            )));
+        }
+        let Some(ctx) = self.ctx else {
+            return Ok(src.clone());
+        };
+
+        let mut buf = self.take_buffer();
+        let Some(out) = Arc::get_mut(&mut buf) else {
+            return Err(err("pool buffer unexpectedly shared".into()));
+        };
+        let dst_planes = i420_planes(self.dst.0, self.dst.1);
+        let src_planes = src.planes();
+        let mut src_ptr = [ptr::null::<u8>(); 4];
+        let mut src_stride = [0 as c_int; 4];
+        let mut dst_ptr = [ptr::null_mut::<u8>(); 4];
+        let mut dst_stride = [0 as c_int; 4];
+        let sbase = src.data.as_ptr();
+        let dbase = out.as_mut_ptr();
+        for i in 0..3 {
+            // Offsets are within the buffers (lengths checked above / sized by take_buffer);
+            // strides fit c_int because the sizes do.
+            src_ptr[i] = sbase.wrapping_add(src_planes[i].0);
+            src_stride[i] = src_planes[i].1 as c_int;
+            dst_ptr[i] = dbase.wrapping_add(dst_planes[i].0);
+            dst_stride[i] = dst_planes[i].1 as c_int;
+        }
+        // SAFETY: ctx is valid; the source planes are readable and the destination planes
+        // writable for their full size (plus PAD capacity after the end).
+        let rows = unsafe {
+            ffi::sws_scale(
+                ctx.as_ptr(),
+                src_ptr.as_ptr(),
+                src_stride.as_ptr(),
+                0,
+                self.src.1 as c_int,
+                dst_ptr.as_ptr(),
+                dst_stride.as_ptr(),
+            )
+        };
+        if rows <= 0 {
+            return Err(err(format!("sws_scale failed ({rows})")));
+        }
+        if self.pool.len() < POOL_SIZE {
+            self.pool.push(Arc::clone(&buf));
+        }
+        Ok(VideoFrame {
+            index: src.index,
+            width: self.dst.0,
+            height: self.dst.1,
+            data: buf,
+            origin: src.origin,
+        })
+    }
+
+    /// A buffer of the output size that nobody else references: a pooled one whose frames have
+    /// been dropped downstream (taken out of the pool so it is unique), else a new one.
+    fn take_buffer(&mut self) -> Arc<Vec<u8>> {
+        if let Some(pos) = self.pool.iter_mut().position(|b| Arc::get_mut(b).is_some()) {
+            return self.pool.swap_remove(pos);
+        }
+        let size = i420_size(self.dst.0, self.dst.1);
+        let mut v = Vec::with_capacity(size + PAD);
+        v.resize(size, 0);
+        Arc::new(v)
+    }
+}
+
+impl Drop for Scaler {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            // SAFETY: created by sws_getContext, freed once.
+            unsafe { ffi::sws_freeContext(ctx.as_ptr()) };
+        }
+    }
+}

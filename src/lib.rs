@@ -1,11 +1,11 @@
 //! smoothcast — a live encoder appliance: capture → timestamp → encode → package (PIFF) → push.
 //!
 //! The modules follow the data flow; see `shared/design.md` for the architecture.
-pub mod profile;
-pub mod time;
 pub mod capture;
+pub mod channel;
 pub mod encode;
 pub mod piff;
+pub mod profile;
 pub mod push;
-pub mod channel;
 pub mod sink;
+pub mod time;

@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "smoothcast", version, about = "Live encoder: timecode-locked H.264 ladder + AAC-LC as live Smooth Streaming (PIFF) ingest")]
+#[command(
+    name = "smoothcast",
+    version,
+    about = "Live encoder: timecode-locked H.264 ladder + AAC-LC as live Smooth Streaming (PIFF) ingest"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -207,12 +211,20 @@ fn destinations_from_flags(urls: &[String]) -> Result<Vec<DestinationPlan>, Stri
     urls.iter()
         .enumerate()
         .map(|(i, u)| {
-            let parsed = url::Url::parse(u).map_err(|e| format!("{}: {e}", profile::redact_url(u)))?;
+            let parsed =
+                url::Url::parse(u).map_err(|e| format!("{}: {e}", profile::redact_url(u)))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(format!("{}: scheme must be http or https", profile::redact_url(u)));
+                return Err(format!(
+                    "{}: scheme must be http or https",
+                    profile::redact_url(u)
+                ));
             }
             Ok(DestinationPlan {
-                name: if i == 0 { "primary".into() } else { format!("backup{i}") },
+                name: if i == 0 {
+                    "primary".into()
+                } else {
+                    format!("backup{i}")
+                },
                 url: u.trim_end_matches('/').to_string(),
                 role: if i == 0 { Role::Primary } else { Role::Backup },
             })
@@ -224,7 +236,11 @@ fn print_summary(plan: &Plan, s: &RunSummary, wall: Duration) {
     let media: f64 = s
         .tracks
         .first()
-        .map(|t| t.last_end.saturating_sub(t.first_time.unwrap_or(t.last_end)) as f64 / f64::from(plan.timescale))
+        .map(|t| {
+            t.last_end
+                .saturating_sub(t.first_time.unwrap_or(t.last_end)) as f64
+                / f64::from(plan.timescale)
+        })
         .unwrap_or(0.0);
     println!(
         "channel {}: {:.1} s of media in {:.1} s ({:.2}× real time), first fragment {}",
@@ -239,9 +255,15 @@ fn print_summary(plan: &Plan, s: &RunSummary, wall: Duration) {
         "track", "trackID", "fragments", "samples", "kbit/s", "first tfxd time"
     );
     for t in &s.tracks {
-        let secs = t.last_end.saturating_sub(t.first_time.unwrap_or(t.last_end)) as f64
+        let secs = t
+            .last_end
+            .saturating_sub(t.first_time.unwrap_or(t.last_end)) as f64
             / f64::from(plan.timescale);
-        let kbps = if secs > 0.0 { t.bytes as f64 * 8.0 / secs / 1000.0 } else { 0.0 };
+        let kbps = if secs > 0.0 {
+            t.bytes as f64 * 8.0 / secs / 1000.0
+        } else {
+            0.0
+        };
         println!(
             "{:<22} {:>7} {:>9} {:>10} {:>12.0} {:>24}",
             t.label,

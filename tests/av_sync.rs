@@ -49,7 +49,11 @@ fn decode(args: &[&str]) -> Vec<u8> {
         .args(args)
         .output()
         .expect("ffmpeg");
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -70,15 +74,31 @@ fn beep_and_flash_stay_within_one_aac_frame_after_10_minutes() {
     ]);
     let video = archive.join("sync-180p.ismv");
     let audio = archive.join("sync-audio.isma");
-    let v0 = parse_file(&video).fragments[0].moof.trafs[0].tfxd.as_ref().unwrap().absolute_time;
-    let a0 = parse_file(&audio).fragments[0].moof.trafs[0].tfxd.as_ref().unwrap().absolute_time;
+    let v0 = parse_file(&video).fragments[0].moof.trafs[0]
+        .tfxd
+        .as_ref()
+        .unwrap()
+        .absolute_time;
+    let a0 = parse_file(&audio).fragments[0].moof.trafs[0]
+        .tfxd
+        .as_ref()
+        .unwrap()
+        .absolute_time;
     let grid = FrameGrid::new(Rate::new(25, 1).unwrap(), TIMESCALE as u32);
     let n0 = grid.nearest_frame(smoothcast::time::MediaTime(v0)).0;
 
     // Video: mean luma of the flash square on every decoded frame.
     let (x, y, w, h) = flash_region(320, 180);
     let crop = format!("crop={w}:{h}:{x}:{y},format=gray");
-    let luma = decode(&["-i", video.to_str().unwrap(), "-vf", &crop, "-f", "rawvideo", "-"]);
+    let luma = decode(&[
+        "-i",
+        video.to_str().unwrap(),
+        "-vf",
+        &crop,
+        "-f",
+        "rawvideo",
+        "-",
+    ]);
     let px = (w * h) as usize;
     let flashes: Vec<u64> = luma
         .chunks_exact(px)
@@ -86,11 +106,26 @@ fn beep_and_flash_stay_within_one_aac_frame_after_10_minutes() {
         .filter(|(_, f)| f.iter().map(|&v| u64::from(v)).sum::<u64>() / px as u64 > 128)
         .map(|(i, _)| grid.time_of(FrameIndex(n0 + i as u64)).0)
         .collect();
-    assert!(flashes.len() >= 595, "a flash every second: {}", flashes.len());
+    assert!(
+        flashes.len() >= 595,
+        "a flash every second: {}",
+        flashes.len()
+    );
 
     // Audio: onsets of the loud 1 kHz beep in the decoded PCM (mono mixdown).
-    let pcm = decode(&["-i", audio.to_str().unwrap(), "-ac", "1", "-f", "s16le", "-"]);
-    let samples: Vec<i16> = pcm.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let pcm = decode(&[
+        "-i",
+        audio.to_str().unwrap(),
+        "-ac",
+        "1",
+        "-f",
+        "s16le",
+        "-",
+    ]);
+    let samples: Vec<i16> = pcm
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
     let mut beeps = Vec::new();
     let mut quiet_run = 0usize;
     for (i, s) in samples.iter().enumerate() {
@@ -109,10 +144,16 @@ fn beep_and_flash_stay_within_one_aac_frame_after_10_minutes() {
     let mut checked = 0;
     for b in &beeps {
         let second = (b + TIMESCALE / 2) / TIMESCALE * TIMESCALE;
-        assert!(b.abs_diff(second) <= AAC_FRAME_TICKS, "beep at {b} vs second {second}");
+        assert!(
+            b.abs_diff(second) <= AAC_FRAME_TICKS,
+            "beep at {b} vs second {second}"
+        );
         let f = flashes.iter().find(|f| f.abs_diff(second) < TIMESCALE / 2);
         let f = f.unwrap_or_else(|| panic!("no flash for the beep at {b}"));
-        assert!(f.abs_diff(*b) <= AAC_FRAME_TICKS, "flash {f} vs beep {b}: more than one AAC frame apart");
+        assert!(
+            f.abs_diff(*b) <= AAC_FRAME_TICKS,
+            "flash {f} vs beep {b}: more than one AAC frame apart"
+        );
         checked += 1;
     }
     // The last minute is there too: sync holds at the end of the run, not just the start.

@@ -66,7 +66,11 @@ fn fixed_synthetic_input_produces_the_golden_bytes() {
         hex::encode(h.finalize())
     };
     let digest = run(&archive);
-    assert_eq!(digest, run(&dir.path().join("again")), "output is deterministic");
+    assert_eq!(
+        digest,
+        run(&dir.path().join("again")),
+        "output is deterministic"
+    );
     assert_eq!(
         (smoothcast::piff::FORMAT_VERSION, digest.as_str()),
         GOLDEN,

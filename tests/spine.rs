@@ -52,7 +52,11 @@ fn demo_archive_60s_is_on_the_grid_and_decodes_cleanly() {
     let frags = plan.fragments;
     let audio = AudioGrid::aac(plan.audio.sample_rate, plan.timescale);
     let files = archive_files(&archive);
-    assert_eq!(files.len(), plan.streams.len(), "one archive file per stream: {files:?}");
+    assert_eq!(
+        files.len(),
+        plan.streams.len(),
+        "one archive file per stream: {files:?}"
+    );
 
     let mut video_starts: BTreeMap<String, Vec<(u32, u64)>> = BTreeMap::new();
     let mut audio_seen = false;
@@ -65,23 +69,50 @@ fn demo_archive_60s_is_on_the_grid_and_decodes_cleanly() {
         assert_eq!(fr.len() as u64, expected_fragments, "{}", file.display());
         for w in fr.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            assert_eq!(b.0, a.0 + 1, "mfhd sequence numbers are consecutive fragment indices");
-            assert_eq!(b.1, a.1 + a.2, "tfxd continuity t(k+1) = t(k) + d(k) in {}", file.display());
+            assert_eq!(
+                b.0,
+                a.0 + 1,
+                "mfhd sequence numbers are consecutive fragment indices"
+            );
+            assert_eq!(
+                b.1,
+                a.1 + a.2,
+                "tfxd continuity t(k+1) = t(k) + d(k) in {}",
+                file.display()
+            );
         }
         for (seq, time, dur, samples) in &fr {
-            assert!(*time > EPOCH_BASED_FLOOR, "media time is epoch based, got {time}");
+            assert!(
+                *time > EPOCH_BASED_FLOOR,
+                "media time is epoch based, got {time}"
+            );
             let sum: u64 = samples.iter().map(|s| u64::from(s.0)).sum();
             assert_eq!(sum, *dur, "tfxd duration equals the sum of trun durations");
             let k = u64::from(*seq);
             if is_audio {
                 let j = audio.fragment_start(k, &grid, &frags);
-                assert_eq!(*time, audio.time_of_frame(j).0, "audio fragment {k} starts on the audio grid");
+                assert_eq!(
+                    *time,
+                    audio.time_of_frame(j).0,
+                    "audio fragment {k} starts on the audio grid"
+                );
                 let next = audio.fragment_start(k + 1, &grid, &frags);
-                assert_eq!(samples.len() as u64, next - j, "audio fragment {k} holds its AAC frames");
+                assert_eq!(
+                    samples.len() as u64,
+                    next - j,
+                    "audio fragment {k} holds its AAC frames"
+                );
             } else {
-                assert_eq!(*time, grid.time_of(frags.first_frame(k)).0, "video fragment {k} starts at t(kG)");
+                assert_eq!(
+                    *time,
+                    grid.time_of(frags.first_frame(k)).0,
+                    "video fragment {k} starts at t(kG)"
+                );
                 assert_eq!(samples.len() as u64, frags.gop, "G frames per fragment");
-                assert_eq!(samples[0].1, SAMPLE_FLAGS_SYNC, "fragment {k} starts with an IDR");
+                assert_eq!(
+                    samples[0].1, SAMPLE_FLAGS_SYNC,
+                    "fragment {k} starts with an IDR"
+                );
                 assert!(
                     samples[1..].iter().all(|s| s.1 != SAMPLE_FLAGS_SYNC),
                     "IDR only at every G-th frame (scenecut off) in fragment {k}"
@@ -101,7 +132,10 @@ fn demo_archive_60s_is_on_the_grid_and_decodes_cleanly() {
     assert!(audio_seen, "an audio archive was written");
     let mut it = video_starts.values();
     let first = it.next().expect("video rungs");
-    assert!(it.all(|v| v == first), "identical fragment start times across all rungs");
+    assert!(
+        it.all(|v| v == first),
+        "identical fragment start times across all rungs"
+    );
 }
 
 fn fixed_profile(start: &str) -> String {
@@ -140,7 +174,12 @@ threads = 1
     )
 }
 
-fn run_fixed(dir: &Path, name: &str, start: &str, secs: &str) -> Vec<(String, Vec<(u32, u64, u64)>)> {
+fn run_fixed(
+    dir: &Path,
+    name: &str,
+    start: &str,
+    secs: &str,
+) -> Vec<(String, Vec<(u32, u64, u64)>)> {
     let profile = write_profile(dir, &format!("{name}.toml"), &fixed_profile(start));
     let archive = dir.join(name);
     smoothcast_ok(&[
@@ -159,7 +198,10 @@ fn run_fixed(dir: &Path, name: &str, start: &str, secs: &str) -> Vec<(String, Ve
             let p = parse_file(f);
             (
                 f.file_name().unwrap().to_string_lossy().into_owned(),
-                fragments(&p).into_iter().map(|(s, t, d, _)| (s, t, d)).collect(),
+                fragments(&p)
+                    .into_iter()
+                    .map(|(s, t, d, _)| (s, t, d))
+                    .collect(),
             )
         })
         .collect()
@@ -175,11 +217,21 @@ fn fixed_timecode_runs_started_at_different_frames_share_identical_timestamps() 
     let mut shared_total = 0;
     for ((fa, ta), (fb, tb)) in a.iter().zip(&b) {
         assert_eq!(fa, fb);
-        let shared: Vec<_> = tb.iter().filter(|f| ta.iter().any(|g| g.0 == f.0)).collect();
-        assert!(shared.len() >= 3, "{fa}: runs share fragments: {ta:?} / {tb:?}");
+        let shared: Vec<_> = tb
+            .iter()
+            .filter(|f| ta.iter().any(|g| g.0 == f.0))
+            .collect();
+        assert!(
+            shared.len() >= 3,
+            "{fa}: runs share fragments: {ta:?} / {tb:?}"
+        );
         for f in shared {
             let g = ta.iter().find(|g| g.0 == f.0).unwrap();
-            assert_eq!(f, g, "{fa}: fragment {} identical (mfhd, tfxd time, duration)", f.0);
+            assert_eq!(
+                f, g,
+                "{fa}: fragment {} identical (mfhd, tfxd time, duration)",
+                f.0
+            );
             shared_total += 1;
         }
         // The later run starts at a fragment boundary, never mid-GOP.
@@ -187,7 +239,10 @@ fn fixed_timecode_runs_started_at_different_frames_share_identical_timestamps() 
         let grid = FrameGrid::new(rate, 10_000_000);
         let frags = FragmentGrid { gop: 60 };
         if fa.ends_with(".ismv") {
-            assert_eq!(tb[0].1, grid.time_of(frags.first_frame(u64::from(tb[0].0))).0);
+            assert_eq!(
+                tb[0].1,
+                grid.time_of(frags.first_frame(u64::from(tb[0].0))).0
+            );
         }
     }
     assert!(shared_total >= 6);

@@ -4,8 +4,8 @@
 //! source yields [`AudioBlock`]s of consecutive samples on the audio sample grid. Sources have a
 //! real-time mode (paced by the injected clock) and a fast mode (as fast as the consumer takes).
 
-pub mod synthetic;
 pub mod file;
+pub mod synthetic;
 
 use crate::time::{FrameIndex, SampleIndex};
 use std::sync::Arc;

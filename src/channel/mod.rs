@@ -396,11 +396,11 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
                 &metas.iter().map(|m| m.info.clone()).collect::<Vec<_>>(),
                 plan.push.send_eos,
             )
-                .map_err(|source| ChannelError::Archive {
-                    channel: ch.clone(),
-                    path: dir.clone(),
-                    source,
-                })?,
+            .map_err(|source| ChannelError::Archive {
+                channel: ch.clone(),
+                path: dir.clone(),
+                source,
+            })?,
         ),
         None => None,
     };
@@ -424,8 +424,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
 
     // 5. Wait for the first boundary when locked to the wall clock in real time.
     if !opts.fast && plan.timecode == TimecodeSpec::Clock {
-        let due_nanos = u128::from(frames.time_of(first).0) * 1_000_000_000
-            / u128::from(plan.timescale);
+        let due_nanos =
+            u128::from(frames.time_of(first).0) * 1_000_000_000 / u128::from(plan.timescale);
         let now = opts.clocks.utc_nanos();
         if due_nanos > now {
             let wait = Duration::from_nanos(u64::try_from(due_nanos - now).unwrap_or(0));
@@ -511,7 +511,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
             .entry((rung.width, rung.height))
             .or_default()
             .push(tx);
-        let packager = VideoPackager::new(rung.track_id, frames, frags, enc.config().reorder_frames);
+        let packager =
+            VideoPackager::new(rung.track_id, frames, frags, enc.config().reorder_frames);
         let ctx = StageCtx {
             channel: ch.clone(),
             bus: bus_tx.clone(),
@@ -532,10 +533,12 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         let scaler = if size == src_size {
             None
         } else {
-            Some(Scaler::new(src_size, size).map_err(|source| ChannelError::Encode {
-                channel: ch.clone(),
-                source,
-            })?)
+            Some(
+                Scaler::new(src_size, size).map_err(|source| ChannelError::Encode {
+                    channel: ch.clone(),
+                    source,
+                })?,
+            )
         };
         let chn = ch.clone();
         let name = format!("{ch}/scale-{}x{}", size.0, size.1);
@@ -570,7 +573,16 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         threads.push((
             name.clone(),
             spawn(&name, move || {
-                audio_thread(ctx, audio_source, aac, packager, audio_grid, frames, frags, stop)
+                audio_thread(
+                    ctx,
+                    audio_source,
+                    aac,
+                    packager,
+                    audio_grid,
+                    frames,
+                    frags,
+                    stop,
+                )
             })?,
         ));
     }
@@ -659,10 +671,12 @@ fn video_capture_thread(
     stop: Arc<StopState>,
 ) -> Result<(), ChannelError> {
     loop {
-        let frame = source.next_frame().map_err(|source| ChannelError::Capture {
-            channel: channel.clone(),
-            source,
-        })?;
+        let frame = source
+            .next_frame()
+            .map_err(|source| ChannelError::Capture {
+                channel: channel.clone(),
+                source,
+            })?;
         let k = frags.fragment_of(frame.index);
         if k >= stop.end() {
             return Ok(());
@@ -760,20 +774,21 @@ fn audio_thread(
     };
     // Input sample s feeds the AAC frame that decodes it; frames are labelled by the encoder.
     let mut next = enc.input_start().0;
-    let mut emit = |units: &mut Vec<crate::encode::EncodedAudio>, end_j: u64| -> Result<bool, ChannelError> {
-        for u in units.drain(..) {
-            if u.index >= end_j {
-                continue;
-            }
-            ctx.counters.samples.fetch_add(1, Ordering::Relaxed);
-            if let Some(f) = packager.push(u).map_err(|e| ctx.package_err(e))? {
-                if !ctx.publish(f) {
-                    return Ok(false);
+    let mut emit =
+        |units: &mut Vec<crate::encode::EncodedAudio>, end_j: u64| -> Result<bool, ChannelError> {
+            for u in units.drain(..) {
+                if u.index >= end_j {
+                    continue;
+                }
+                ctx.counters.samples.fetch_add(1, Ordering::Relaxed);
+                if let Some(f) = packager.push(u).map_err(|e| ctx.package_err(e))? {
+                    if !ctx.publish(f) {
+                        return Ok(false);
+                    }
                 }
             }
-        }
-        Ok(true)
-    };
+            Ok(true)
+        };
     loop {
         let end = stop.end();
         let end_j = if end == u64::MAX {
@@ -795,7 +810,11 @@ fn audio_thread(
         enc.encode(&block.samples[..take * channels], &mut units)
             .map_err(encode_err)?;
         next = block.first.0 + take as u64;
-        stop.note(grid.fragment_of_frame(SampleIndex(next).0 / u64::from(grid.frame_len), &frames, &frags));
+        stop.note(grid.fragment_of_frame(
+            SampleIndex(next).0 / u64::from(grid.frame_len),
+            &frames,
+            &frags,
+        ));
         if !emit(&mut units, end_j)? {
             return Ok(());
         }

@@ -99,8 +99,7 @@ impl VideoPackager {
             }
             self.current = Some(k);
         }
-        self.pictures
-            .push((pic.pts, pic.keyframe, pic.data.len()));
+        self.pictures.push((pic.pts, pic.keyframe, pic.data.len()));
         self.payload.extend_from_slice(&pic.data);
         Ok(done)
     }
@@ -279,7 +278,10 @@ mod tests {
 
     #[test]
     fn bframe_gop_gets_nonnegative_offsets_and_exact_duration() {
-        let grid = FrameGrid::new(Rate::new(30000, 1001).unwrap_or(Rate::new(30, 1).unwrap()), DEFAULT_TIMESCALE);
+        let grid = FrameGrid::new(
+            Rate::new(30000, 1001).unwrap_or(Rate::new(30, 1).unwrap()),
+            DEFAULT_TIMESCALE,
+        );
         let frags = FragmentGrid { gop: 4 };
         let mut p = VideoPackager::new(1, grid, frags, 1);
         // Decode order of a closed GOP I0 P3 B1 B2, then the next IDR.

@@ -167,7 +167,9 @@ mod tests {
     fn ntsc_durations_alternate_without_drift() {
         let g = ntsc();
         let n0 = FrameIndex(53_000_000_000);
-        let total: u64 = (0..30_000).map(|i| g.duration_of(FrameIndex(n0.0 + i))).sum();
+        let total: u64 = (0..30_000)
+            .map(|i| g.duration_of(FrameIndex(n0.0 + i)))
+            .sum();
         // 30000 frames at 30000/1001 are exactly 1001 s.
         assert_eq!(total, 1001 * u64::from(DEFAULT_TIMESCALE));
         assert!((333_666..=333_667).contains(&g.duration_of(n0)));

@@ -371,7 +371,6 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
     });
 
     // 3. Stream headers: ftyp + live server manifest + moov, built once per stream.
-    let suffix = plan.push.stream_suffix.clone().unwrap_or_default();
     let mut headers = Vec::new();
     for s in &plan.streams {
         let tracks: Vec<TrackInfo> = s
@@ -381,7 +380,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
             .map(|m| m.info.clone())
             .collect();
         headers.push(StreamHeader {
-            stream_id: format!("{}{suffix}", s.id),
+            // The pusher appends the per-box suffix to the URL; archives keep the plain id.
+            stream_id: s.id.clone(),
             track_ids: s.track_ids.clone(),
             bytes: bytes::Bytes::from(stream_header(&tracks, CREATOR)),
         });

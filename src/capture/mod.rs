@@ -7,8 +7,9 @@
 pub mod file;
 pub mod synthetic;
 
-use crate::time::{FrameIndex, SampleIndex};
+use crate::time::{Clocks, FrameIndex, SampleIndex};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One planar YUV 4:2:0 (I420, 8 bit, BT.709 limited range) picture on the frame grid.
 #[derive(Clone, Debug)]
@@ -95,4 +96,117 @@ pub trait AudioSource: Send {
     fn next_block(&mut self, max_frames: usize) -> Result<AudioBlock, CaptureError>;
     fn channels(&self) -> u16;
     fn sample_rate(&self) -> u32;
+}
+
+/// How a source releases its output.
+#[derive(Clone, Debug)]
+pub enum Pacing {
+    /// As fast as the consumer pulls (tests, offline runs).
+    Fast,
+    /// Grid item `n` (frame or sample) is due at `start + (n − n0) × period` on the monotonic
+    /// time of `clocks`, where `start` is that monotonic time when the source was constructed
+    /// and `n0` its first index; the source sleeps on `clocks` until then. A late consumer gets
+    /// the next item at once (nothing is skipped: sources yield every index in order).
+    RealTime {
+        /// The clocks whose monotonic time paces the source ([`SimulatedClocks`] in tests).
+        ///
+        /// [`SimulatedClocks`]: crate::time::SimulatedClocks
+        clocks: Arc<dyn Clocks>,
+    },
+}
+
+/// Holds back grid items until they are due (see [`Pacing::RealTime`]).
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    clocks: Option<Arc<dyn Clocks>>,
+    /// Monotonic time of the clocks at construction: when item `n0` is due.
+    origin: Duration,
+}
+
+impl Pacer {
+    pub(crate) fn new(pacing: &Pacing) -> Pacer {
+        match pacing {
+            Pacing::Fast => Pacer {
+                clocks: None,
+                origin: Duration::ZERO,
+            },
+            Pacing::RealTime { clocks } => Pacer {
+                origin: clocks.monotonic(),
+                clocks: Some(Arc::clone(clocks)),
+            },
+        }
+    }
+
+    /// Sleeps until `units × secs_num / secs_den` seconds after the origin (rounded up to the
+    /// nanosecond, so an item is never released before its exact due time).
+    pub(crate) fn wait_until(&self, units: u64, secs_num: u64, secs_den: u64) {
+        let Some(clocks) = &self.clocks else { return };
+        if secs_den == 0 {
+            return;
+        }
+        let nanos =
+            crate::time::mul_div_ceil(units, secs_num.saturating_mul(1_000_000_000), secs_den);
+        let due = self.origin.saturating_add(Duration::from_nanos(nanos));
+        let now = clocks.monotonic();
+        if due > now {
+            clocks.sleep(due - now);
+        }
+    }
+}
+
+/// A small pool of picture buffers handed out as `Arc<Vec<u8>>`: a buffer whose `Arc` the
+/// consumer has dropped is written again instead of allocating a new picture every frame.
+#[derive(Debug)]
+pub(crate) struct FramePool {
+    bufs: Vec<Arc<Vec<u8>>>,
+    /// Bytes per picture.
+    size: usize,
+    /// Slot replaced next when every pooled buffer is still in use downstream.
+    victim: usize,
+}
+
+impl FramePool {
+    /// Buffers kept for reuse; more pictures in flight than this allocate (and are freed by
+    /// the consumer), so a deep pipeline costs allocations, never correctness.
+    const CAPACITY: usize = 8;
+
+    pub(crate) fn new(size: usize) -> FramePool {
+        FramePool {
+            bufs: Vec::with_capacity(Self::CAPACITY),
+            size,
+            victim: 0,
+        }
+    }
+
+    /// Lets `fill` write a picture of `size` bytes (previous contents unspecified) and returns
+    /// it shared.
+    pub(crate) fn fill<E>(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Arc<Vec<u8>>, E> {
+        let free = (0..self.bufs.len()).find(|&i| Arc::get_mut(&mut self.bufs[i]).is_some());
+        let i = match free {
+            Some(i) => i,
+            None if self.bufs.len() < Self::CAPACITY => {
+                self.bufs.push(Arc::new(vec![0; self.size]));
+                self.bufs.len() - 1
+            }
+            None => {
+                let i = self.victim;
+                self.victim = (self.victim + 1) % Self::CAPACITY;
+                self.bufs[i] = Arc::new(vec![0; self.size]);
+                i
+            }
+        };
+        if let Some(buf) = Arc::get_mut(&mut self.bufs[i]) {
+            buf.resize(self.size, 0);
+            fill(buf)?;
+            return Ok(Arc::clone(&self.bufs[i]));
+        }
+        // Unreachable in practice (the pool holds the only reference it found or made), but
+        // a fresh buffer is always correct.
+        let mut buf = vec![0; self.size];
+        fill(&mut buf)?;
+        Ok(Arc::new(buf))
+    }
 }

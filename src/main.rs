@@ -2,7 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use smoothcast::channel::{self, ChannelMonitor, RunOptions, RunSummary};
-use smoothcast::profile::{self, DestinationPlan, Plan, Role};
+use smoothcast::profile::{self, DestinationPlan, Plan};
+use smoothcast::push::SessionStatus;
 use smoothcast::time::{Clocks, SystemClocks};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -159,7 +160,7 @@ fn print_progress(monitor: &ChannelMonitor) {
             .collect();
         println!("[{}] {}", st.channel, tracks.join(" | "));
         for s in &st.sessions {
-            println!("    {s}");
+            println!("    {}", session_line(s));
         }
     }
 }
@@ -208,28 +209,40 @@ fn install_signal_handlers(handle: Arc<ChannelMonitor>) {
 }
 
 fn destinations_from_flags(urls: &[String]) -> Result<Vec<DestinationPlan>, String> {
-    urls.iter()
-        .enumerate()
-        .map(|(i, u)| {
-            let parsed =
-                url::Url::parse(u).map_err(|e| format!("{}: {e}", profile::redact_url(u)))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(format!(
-                    "{}: scheme must be http or https",
-                    profile::redact_url(u)
-                ));
-            }
-            Ok(DestinationPlan {
-                name: if i == 0 {
-                    "primary".into()
-                } else {
-                    format!("backup{i}")
-                },
-                url: u.trim_end_matches('/').to_string(),
-                role: if i == 0 { Role::Primary } else { Role::Backup },
-            })
-        })
-        .collect()
+    for u in urls {
+        let parsed = url::Url::parse(u).map_err(|e| format!("{}: {e}", profile::redact_url(u)))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!(
+                "{}: scheme must be http or https",
+                profile::redact_url(u)
+            ));
+        }
+    }
+    let trimmed: Vec<String> = urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+    Ok(smoothcast::push::destinations_from_urls(&trimmed))
+}
+
+/// One status line per push session: where it pushes, its state and its counters.
+fn session_line(s: &SessionStatus) -> String {
+    let mut line = format!(
+        "{:<8} {:<24} {:?}{} sent {} frags / {} kB, reconnects {}, queue {}, replay {}",
+        s.destination,
+        format!("Streams({})", s.stream_id),
+        s.state,
+        if s.behind { " (behind)" } else { "" },
+        s.fragments_sent,
+        s.bytes_sent / 1000,
+        s.reconnects,
+        s.queue_depth,
+        s.replay_depth,
+    );
+    if let Some(code) = s.last_http_status {
+        line.push_str(&format!(", last HTTP {code}"));
+    }
+    if let Some(e) = &s.last_error {
+        line.push_str(&format!(", last error: {e}"));
+    }
+    line
 }
 
 fn print_summary(plan: &Plan, s: &RunSummary, wall: Duration) {
@@ -275,7 +288,7 @@ fn print_summary(plan: &Plan, s: &RunSummary, wall: Duration) {
         );
     }
     for sess in &s.sessions {
-        println!("  {sess}");
+        println!("  {}", session_line(sess));
     }
     for f in &s.archive_files {
         println!("  archive: {}", f.display());

@@ -238,10 +238,7 @@ mod server {
                 Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             }
         }
-        fn poll_shutdown(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<std::io::Result<()>> {
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
             match self.get_mut() {
                 Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
                 Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
@@ -299,7 +296,10 @@ mod server {
     }
 
     async fn respond(s: &mut Stream, status: u16, headers: &[(String, String)], close: bool) {
-        let mut r = format!("HTTP/1.1 {status} {}\r\nContent-Length: 0\r\n", reason(status));
+        let mut r = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Length: 0\r\n",
+            reason(status)
+        );
         for (n, v) in headers {
             r.push_str(&format!("{n}: {v}\r\n"));
         }
@@ -400,7 +400,9 @@ mod server {
                         return;
                     };
                     if size == 0 {
-                        let Some(_trailer_end) = c.line().await else { return };
+                        let Some(_trailer_end) = c.line().await else {
+                            return;
+                        };
                         break;
                     }
                     inner.reqs.lock().unwrap()[index].chunk_sizes.push(size);
@@ -654,17 +656,17 @@ fn probe_then_chunked_post_per_stream() {
             "ch",
             streams,
             &[dest("primary", server.url("/live/ch.isml"), Role::Primary)],
-            &PushOptions {
-                send_eos,
-                ..opts()
-            },
+            &PushOptions { send_eos, ..opts() },
             SystemClocks::new(),
         )
         .unwrap();
         // (Fragments submitted while connecting would go to the replay buffer, whose window
         // is zero here — wait for the POSTs so every fragment is expected on the wire.)
         wait_until("all sessions live", Duration::from_secs(5), || {
-            pusher.status().iter().all(|s| s.state == SessionState::Live)
+            pusher
+                .status()
+                .iter()
+                .all(|s| s.state == SessionState::Live)
         });
         let mut sent = Vec::new();
         for k in 0..4 {
@@ -674,17 +676,24 @@ fn probe_then_chunked_post_per_stream() {
                 pusher.submit(f);
             }
         }
-        wait_until("every stream got 4 fragments", Duration::from_secs(5), || {
-            let reqs = server.requests();
-            ["(ch-v1)", "(ch-a)", "(ch-a2)"].iter().all(|p| {
-                posts(&reqs, p)
-                    .last()
-                    .is_some_and(|r| frags_in(&r.body).len() == 4)
-            })
-        });
+        wait_until(
+            "every stream got 4 fragments",
+            Duration::from_secs(5),
+            || {
+                let reqs = server.requests();
+                ["(ch-v1)", "(ch-a)", "(ch-a2)"].iter().all(|p| {
+                    posts(&reqs, p)
+                        .last()
+                        .is_some_and(|r| frags_in(&r.body).len() == 4)
+                })
+            },
+        );
         let status = pusher.finish(Duration::from_secs(3));
         let reqs = server.requests();
-        for (i, (id, track)) in [("ch-v1", 1u32), ("ch-a", 2), ("ch-a2", 2)].iter().enumerate() {
+        for (i, (id, track)) in [("ch-v1", 1u32), ("ch-a", 2), ("ch-a2", 2)]
+            .iter()
+            .enumerate()
+        {
             let path = format!("/live/ch.isml/Streams({id})");
             let mine: Vec<&Req> = reqs.iter().filter(|r| r.path == path).collect();
             assert_eq!(mine.len(), 2, "{path}: one probe and one POST: {mine:?}");
@@ -693,9 +702,15 @@ fn probe_then_chunked_post_per_stream() {
             assert!(probe.is_probe(), "probe has Content-Length: 0: {probe:?}");
             assert!(probe.body.is_empty());
             assert_eq!(probe.answered, Some(200));
+            // The probe's keep-alive connection carries the long POST.
+            assert_eq!(probe.conn, post.conn);
             assert_eq!(post.method, "POST");
             assert!(post.chunked);
-            assert_eq!(post.header("content-length"), None, "no Content-Length with chunked");
+            assert_eq!(
+                post.header("content-length"),
+                None,
+                "no Content-Length with chunked"
+            );
             assert!(post.complete, "{path}: terminated with 0\\r\\n\\r\\n");
             assert_eq!(post.answered, Some(200));
             // Body: the header bytes, then this track's fragments in order, then maybe mfra.
@@ -755,19 +770,27 @@ fn reset_mid_fragment_reconnects_and_resends_headers_and_last_two() {
     for k in 1..=3 {
         pusher.submit(frag(1, k, 3000));
     }
-    wait_until("second POST carries the replay", Duration::from_secs(5), || {
-        posts(&server.requests(), "ch-v1")
-            .get(1)
-            .is_some_and(|r| frags_in(&r.body).len() >= 2)
-    });
+    wait_until(
+        "second POST carries the replay",
+        Duration::from_secs(5),
+        || {
+            posts(&server.requests(), "ch-v1")
+                .get(1)
+                .is_some_and(|r| frags_in(&r.body).len() >= 2)
+        },
+    );
     for k in 4..=5 {
         pusher.submit(frag(1, k, 3000));
     }
-    wait_until("second POST carries the live fragments", Duration::from_secs(5), || {
-        posts(&server.requests(), "ch-v1")
-            .get(1)
-            .is_some_and(|r| frags_in(&r.body).len() >= 4)
-    });
+    wait_until(
+        "second POST carries the live fragments",
+        Duration::from_secs(5),
+        || {
+            posts(&server.requests(), "ch-v1")
+                .get(1)
+                .is_some_and(|r| frags_in(&r.body).len() >= 4)
+        },
+    );
     let status = pusher.finish(Duration::from_secs(3));
     let reqs = server.requests();
     let p = posts(&reqs, "ch-v1");
@@ -782,10 +805,7 @@ fn reset_mid_fragment_reconnects_and_resends_headers_and_last_two() {
     assert_eq!(&p[0].body[..h.bytes.len()], &h.bytes[..]);
     assert_eq!(&p[1].body[..h.bytes.len()], &h.bytes[..]);
     // The last two fragments before the failure (2 and the cut 3), then live.
-    assert_eq!(
-        frags_in(&p[1].body),
-        vec![(1, 2), (1, 3), (1, 4), (1, 5)]
-    );
+    assert_eq!(frags_in(&p[1].body), vec![(1, 2), (1, 3), (1, 4), (1, 5)]);
     assert!(p[1].complete);
     let st = status_of(&status, "primary", "ch-v1");
     assert_eq!(st.reconnects, 1);
@@ -817,11 +837,15 @@ fn status_412_makes_encoder_resend_headers() {
         )
         .unwrap();
         pusher.submit(frag(1, 1, 2000));
-        wait_until("a second POST after the 412", Duration::from_secs(5), || {
-            posts(&server.requests(), "ch-v1")
-                .get(1)
-                .is_some_and(|r| !frags_in(&r.body).is_empty())
-        });
+        wait_until(
+            "a second POST after the 412",
+            Duration::from_secs(5),
+            || {
+                posts(&server.requests(), "ch-v1")
+                    .get(1)
+                    .is_some_and(|r| !frags_in(&r.body).is_empty())
+            },
+        );
         pusher.submit(frag(1, 2, 2000));
         wait_until("fragment 2", Duration::from_secs(5), || {
             posts(&server.requests(), "ch-v1")
@@ -834,7 +858,11 @@ fn status_412_makes_encoder_resend_headers() {
     let reqs = server.requests();
     let p = posts(&reqs, "ch-v1");
     assert_eq!(p[0].answered, Some(412));
-    assert_eq!(&p[1].body[..h.bytes.len()], &h.bytes[..], "header sent again");
+    assert_eq!(
+        &p[1].body[..h.bytes.len()],
+        &h.bytes[..],
+        "header sent again"
+    );
     assert_eq!(frags_in(&p[1].body), vec![(1, 1), (1, 2)]);
     assert!(
         logs.lines()
@@ -900,6 +928,74 @@ fn status_415_stops_session_and_alerts() {
 }
 
 #[test]
+fn status_409_resumes_at_live_edge_and_403_is_counted() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let h = header("ch-v1", &[1]);
+    let server = TestServer::start(server::ok());
+    // A host name: resolved (again) on every connect.
+    let url = format!("http://localhost:{}/live/ch.isml", server.addr.port());
+    let status = {
+        let pusher = Pusher::start(
+            "ch409",
+            vec![h.clone()],
+            &[dest("primary", url, Role::Primary)],
+            &opts(),
+            SystemClocks::new(),
+        )
+        .unwrap();
+        wait_live(&pusher, "primary");
+        pusher.submit(frag(1, 1, 100));
+        pusher.submit(frag(1, 2, 100));
+        wait_until(
+            "first POST carries 2 fragments",
+            Duration::from_secs(5),
+            || {
+                posts(&server.requests(), "ch-v1")
+                    .first()
+                    .is_some_and(|r| frags_in(&r.body).len() == 2)
+            },
+        );
+        // The next long POSTs: 409 (timeline rejected), then 403, then accepted.
+        let n = Arc::new(AtomicUsize::new(0));
+        server.set_behavior(Arc::new(move |r: &Req| {
+            if !r.chunked {
+                return Action::Respond(200, vec![]);
+            }
+            match n.fetch_add(1, Ordering::SeqCst) {
+                0 => Action::Early(409, vec![]),
+                1 => Action::Early(403, vec![]),
+                _ => Action::Respond(200, vec![]),
+            }
+        }));
+        server.kill_connections();
+        wait_until("a fourth POST", Duration::from_secs(5), || {
+            posts(&server.requests(), "ch-v1").len() == 4
+        });
+        pusher.submit(frag(1, 3, 100));
+        wait_until("fragment 3", Duration::from_secs(5), || {
+            posts(&server.requests(), "ch-v1")
+                .get(3)
+                .is_some_and(|r| frags_in(&r.body).len() == 1)
+        });
+        pusher.finish(Duration::from_secs(3))
+    };
+    let reqs = server.requests();
+    let p = posts(&reqs, "ch-v1");
+    assert_eq!(p[1].answered, Some(409));
+    assert_eq!(p[2].answered, Some(403));
+    assert_eq!(&p[3].body[..h.bytes.len()], &h.bytes[..]);
+    // After a 409 the server refuses times it has: no replay of 1 and 2.
+    assert_eq!(frags_in(&p[3].body), vec![(1, 3)]);
+    let st = status_of(&status, "primary", "ch-v1");
+    assert_eq!(st.forbidden, 1);
+    assert_eq!(st.reconnects, 3, "{st:?}");
+    assert_eq!(st.last_http_status, Some(200));
+    let logs = logs_of("ch409");
+    assert!(logs.contains("timeline rejected"), "{logs}");
+    assert!(logs.contains("403"), "{logs}");
+}
+
+#[test]
 fn stalled_server_hits_send_timeout_and_reconnects() {
     let h = header("ch-v1", &[1]);
     let server = TestServer::start(Arc::new(|r: &Req| {
@@ -924,11 +1020,15 @@ fn stalled_server_hits_send_timeout_and_reconnects() {
     for k in 1..=12 {
         pusher.submit(frag(1, k, 1 << 20));
     }
-    wait_until("a second POST carrying fragment 12", Duration::from_secs(10), || {
-        posts(&server.requests(), "ch-v1")
-            .get(1)
-            .is_some_and(|r| frags_in(&r.body).last() == Some(&(1, 12)))
-    });
+    wait_until(
+        "a second POST carrying fragment 12",
+        Duration::from_secs(10),
+        || {
+            posts(&server.requests(), "ch-v1")
+                .get(1)
+                .is_some_and(|r| frags_in(&r.body).last() == Some(&(1, 12)))
+        },
+    );
     let mid = pusher.status();
     let status = pusher.finish(Duration::from_secs(3));
     let reqs = server.requests();
@@ -967,11 +1067,15 @@ fn redirect_is_followed() {
     .unwrap();
     pusher.submit(frag(1, 1, 100));
     pusher.submit(frag(1, 2, 100));
-    wait_until("the redirect target gets the fragments", Duration::from_secs(5), || {
-        posts(&target.requests(), "ch-v1")
-            .last()
-            .is_some_and(|r| frags_in(&r.body).len() == 2)
-    });
+    wait_until(
+        "the redirect target gets the fragments",
+        Duration::from_secs(5),
+        || {
+            posts(&target.requests(), "ch-v1")
+                .last()
+                .is_some_and(|r| frags_in(&r.body).len() == 2)
+        },
+    );
     let status = pusher.finish(Duration::from_secs(3));
     let o = origin.requests();
     assert_eq!(o.len(), 1, "only the first probe goes to the origin: {o:?}");
@@ -1068,11 +1172,15 @@ fn basic_auth_and_digest_auth() {
     pusher.submit(frag(1, 1, 100));
     pusher.submit(frag(1, 2, 100));
     for s in [&basic, &digest] {
-        wait_until("authenticated POST carries fragments", Duration::from_secs(5), || {
-            posts(&s.requests(), "ch-v1")
-                .last()
-                .is_some_and(|r| frags_in(&r.body).len() == 2)
-        });
+        wait_until(
+            "authenticated POST carries fragments",
+            Duration::from_secs(5),
+            || {
+                posts(&s.requests(), "ch-v1")
+                    .last()
+                    .is_some_and(|r| frags_in(&r.body).len() == 2)
+            },
+        );
     }
     let status = pusher.finish(Duration::from_secs(3));
     for s in [&basic, &digest] {
@@ -1123,7 +1231,10 @@ fn basic_auth_credentials_never_logged() {
             Action::Respond(200, vec![])
         }
     }));
-    let url = server.url_with_userinfo(&format!("{USER}:s3cr3t%21Pa55w0rd"), "/live/ch.isml?token=abc");
+    let url = server.url_with_userinfo(
+        &format!("{USER}:s3cr3t%21Pa55w0rd"),
+        "/live/ch.isml?token=abc",
+    );
     let (mid, status) = {
         let pusher = Pusher::start(
             "chcred",
@@ -1134,11 +1245,15 @@ fn basic_auth_credentials_never_logged() {
         )
         .unwrap();
         pusher.submit(frag(1, 1, 100));
-        wait_until("the second POST carries the fragment", Duration::from_secs(5), || {
-            posts(&server.requests(), "ch-v1")
-                .get(1)
-                .is_some_and(|r| frags_in(&r.body).len() == 1)
-        });
+        wait_until(
+            "the second POST carries the fragment",
+            Duration::from_secs(5),
+            || {
+                posts(&server.requests(), "ch-v1")
+                    .get(1)
+                    .is_some_and(|r| frags_in(&r.body).len() == 1)
+            },
+        );
         let mid = pusher.status();
         (mid, pusher.finish(Duration::from_secs(3)))
     };
@@ -1199,7 +1314,10 @@ fn slow_destination_is_marked_behind_and_does_not_stall_others() {
     )
     .unwrap();
     wait_until("both sessions live", Duration::from_secs(5), || {
-        pusher.status().iter().all(|s| s.state == SessionState::Live)
+        pusher
+            .status()
+            .iter()
+            .all(|s| s.state == SessionState::Live)
     });
     // 20 MB: far more than the socket buffers between us and a slow reader can hold.
     let mut worst = Duration::ZERO;
@@ -1213,12 +1331,19 @@ fn slow_destination_is_marked_behind_and_does_not_stall_others() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(saw_behind, "the slow destination was never marked behind");
-    assert!(worst < Duration::from_millis(250), "submit blocked for {worst:?}");
-    wait_until("the fast destination gets every fragment", Duration::from_secs(10), || {
-        posts(&fast.requests(), "ch-v1")
-            .last()
-            .is_some_and(|r| frags_in(&r.body).len() == 40)
-    });
+    assert!(
+        worst < Duration::from_millis(250),
+        "submit blocked for {worst:?}"
+    );
+    wait_until(
+        "the fast destination gets every fragment",
+        Duration::from_secs(10),
+        || {
+            posts(&fast.requests(), "ch-v1")
+                .last()
+                .is_some_and(|r| frags_in(&r.body).len() == 40)
+        },
+    );
     let mid = pusher.status();
     let slow_st = status_of(&mid, "slow", "ch-v1");
     assert!(slow_st.fragments_dropped > 0, "{slow_st:?}");
@@ -1230,7 +1355,10 @@ fn slow_destination_is_marked_behind_and_does_not_stall_others() {
         frags_in(&f.body),
         (1..=40).map(|k| (1, k)).collect::<Vec<_>>()
     );
-    assert_eq!(status_of(&status, "fast", "ch-v1").state, SessionState::Stopped);
+    assert_eq!(
+        status_of(&status, "fast", "ch-v1").state,
+        SessionState::Stopped
+    );
     assert_eq!(status_of(&status, "fast", "ch-v1").last_error, None);
     let slow_final = status_of(&status, "slow", "ch-v1");
     assert_eq!(slow_final.state, SessionState::Stopped);
@@ -1319,15 +1447,24 @@ fn failover_mode_uses_backup_only_while_primary_down() {
     let breqs = backup.requests();
     let b = posts(&breqs, "ch-v1");
     assert_eq!(b.len(), 1, "one backup POST");
-    assert!(b[0].complete, "the backup closed its POST when handing back");
+    assert!(
+        b[0].complete,
+        "the backup closed its POST when handing back"
+    );
     assert!(frags_in(&b[0].body).iter().all(|f| f.1 < 6));
-    assert!(!b[0].body.ends_with(b"\0\0\0\x08mfra"), "no EOS on hand-back");
+    assert!(
+        !b[0].body.ends_with(b"\0\0\0\x08mfra"),
+        "no EOS on hand-back"
+    );
     let preqs = primary.requests();
     let p = posts(&preqs, "ch-v1");
     let last = p.last().unwrap();
     assert_eq!(&last.body[..h.bytes.len()], &h.bytes[..]);
     assert_eq!(frags_in(&last.body).last(), Some(&(1, 7)));
-    assert_eq!(status_of(&status, "spare", "ch-v1").state, SessionState::Stopped);
+    assert_eq!(
+        status_of(&status, "spare", "ch-v1").state,
+        SessionState::Stopped
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1360,13 +1497,28 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 fn make_pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
     let mut ca = vec!["req", "-x509"];
     ca.extend(ec);
     ca.extend([
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=smoothcast test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=smoothcast test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     openssl(d, &ca);
     std::fs::write(
@@ -1392,8 +1544,21 @@ fn make_pki() -> Pki {
         openssl(
             d,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", &pem, "-days", "2", "-extfile", &ext,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
             ],
         );
     }
@@ -1403,19 +1568,23 @@ fn make_pki() -> Pki {
 fn tls_acceptor(pki: &Pki) -> tokio_rustls::TlsAcceptor {
     use tokio_rustls::rustls;
     let read_certs = |p: std::path::PathBuf| {
-        rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(p).unwrap()))
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
+        rustls_pemfile::certs(&mut std::io::BufReader::new(
+            std::fs::File::open(p).unwrap(),
+        ))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in read_certs(pki.path("ca.pem")) {
         roots.add(c).unwrap();
     }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
     let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
         std::fs::File::open(pki.path("server.key")).unwrap(),
     ))
@@ -1466,16 +1635,24 @@ fn tls_with_custom_ca() {
     for p in [&ok, &untrusted, &anonymous] {
         p.submit(frag(1, 1, 1000));
     }
-    wait_until("the verified session delivers", Duration::from_secs(5), || {
-        posts(&server.requests(), "Streams(good)")
-            .last()
-            .is_some_and(|r| frags_in(&r.body).len() == 1)
-    });
-    wait_until("the other two have failed at least once", Duration::from_secs(5), || {
-        [&untrusted, &anonymous]
-            .iter()
-            .all(|p| p.status()[0].reconnects >= 1)
-    });
+    wait_until(
+        "the verified session delivers",
+        Duration::from_secs(5),
+        || {
+            posts(&server.requests(), "Streams(good)")
+                .last()
+                .is_some_and(|r| frags_in(&r.body).len() == 1)
+        },
+    );
+    wait_until(
+        "the other two have failed at least once",
+        Duration::from_secs(5),
+        || {
+            [&untrusted, &anonymous]
+                .iter()
+                .all(|p| p.status()[0].reconnects >= 1)
+        },
+    );
     let bad_ca = untrusted.status()[0].clone();
     let bad_cert = anonymous.status()[0].clone();
     let good_status = ok.finish(Duration::from_secs(3));
@@ -1493,7 +1670,10 @@ fn tls_with_custom_ca() {
     assert_eq!(good_status[0].last_http_status, Some(200));
     assert!(server.tls_failures() >= 2);
     let e = bad_ca.last_error.unwrap_or_default();
-    assert!(e.contains("TLS") && e.to_lowercase().contains("certificate"), "{e}");
+    assert!(
+        e.contains("TLS") && e.to_lowercase().contains("certificate"),
+        "{e}"
+    );
     assert_ne!(bad_ca.state, SessionState::Live);
     assert!(bad_cert.last_error.is_some());
     assert_ne!(bad_cert.state, SessionState::Live);
@@ -1503,7 +1683,13 @@ fn tls_with_custom_ca() {
 fn bad_urls_and_options_are_rejected_at_start() {
     let d = |url: &str| vec![dest("primary", url.to_string(), Role::Primary)];
     let start = |dests: Vec<DestinationPlan>, o: PushOptions| {
-        Pusher::start("ch", vec![header("ch-v1", &[1])], &dests, &o, SystemClocks::new())
+        Pusher::start(
+            "ch",
+            vec![header("ch-v1", &[1])],
+            &dests,
+            &o,
+            SystemClocks::new(),
+        )
     };
     let e = start(d("ftp://u:hunter2@h/x.isml"), opts()).err().unwrap();
     let msg = e.to_string();

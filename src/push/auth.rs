@@ -213,12 +213,7 @@ impl AuthState {
     }
 
     /// The `Authorization` header value for one request.
-    pub(crate) fn authorization(
-        &mut self,
-        creds: &Credentials,
-        method: &str,
-        uri: &str,
-    ) -> String {
+    pub(crate) fn authorization(&mut self, creds: &Credentials, method: &str, uri: &str) -> String {
         match &self.challenge {
             Challenge::Basic => basic(creds),
             Challenge::Digest(d) => {
@@ -301,8 +296,18 @@ mod tests {
         .unwrap();
         let Challenge::Digest(d) = c else { panic!() };
         assert!(d.qop_auth);
-        let h = digest(&d, &mufasa("Circle Of Life"), "GET", "/dir/index.html", 1, "0a4f113b");
-        assert!(h.contains("response=\"6629fae49393a05397450978507c4ef1\""), "{h}");
+        let h = digest(
+            &d,
+            &mufasa("Circle Of Life"),
+            "GET",
+            "/dir/index.html",
+            1,
+            "0a4f113b",
+        );
+        assert!(
+            h.contains("response=\"6629fae49393a05397450978507c4ef1\""),
+            "{h}"
+        );
         assert!(h.contains("nc=00000001"));
         assert!(h.contains("opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""));
     }
@@ -325,7 +330,9 @@ mod tests {
             "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
         );
         assert!(
-            h.contains("response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\""),
+            h.contains(
+                "response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\""
+            ),
             "{h}"
         );
         let d_md5 = DigestChallenge {
@@ -340,7 +347,10 @@ mod tests {
             1,
             "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
         );
-        assert!(h.contains("response=\"8ca523f5e9506fed4657c9700eebdbec\""), "{h}");
+        assert!(
+            h.contains("response=\"8ca523f5e9506fed4657c9700eebdbec\""),
+            "{h}"
+        );
     }
 
     #[test]
@@ -359,8 +369,14 @@ mod tests {
             Some(Challenge::Digest(d)) => assert_eq!(d.nonce, "n"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(pick_challenge(["Basic"].into_iter()), Some(Challenge::Basic));
-        assert_eq!(pick_challenge(["Digest qop=auth-int, nonce=x"].into_iter()), None);
+        assert_eq!(
+            pick_challenge(["Basic"].into_iter()),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            pick_challenge(["Digest qop=auth-int, nonce=x"].into_iter()),
+            None
+        );
     }
 
     #[test]

@@ -334,7 +334,9 @@ mod tests {
     #[tokio::test]
     async fn chunk_framing_is_hex_length_crlf_data_crlf() {
         let mut out: Vec<u8> = Vec::new();
-        write_chunk(&mut out, &Bytes::from(vec![7u8; 26])).await.unwrap();
+        write_chunk(&mut out, &Bytes::from(vec![7u8; 26]))
+            .await
+            .unwrap();
         write_chunk(&mut out, &Bytes::new()).await.unwrap();
         let mut expect = b"1a\r\n".to_vec();
         expect.extend_from_slice(&[7u8; 26]);

@@ -90,11 +90,13 @@ pub enum SessionState {
 pub struct SessionStatus {
     /// Destination name from the plan.
     pub destination: String,
+    /// Primary or backup (in failover mode backups stand by while a primary is live).
     pub role: Role,
     /// Stream id including the per-box suffix.
     pub stream_id: String,
     /// The URL currently pushed to (after redirects), without credentials or query.
     pub url: String,
+    /// Where the session is in its life.
     pub state: SessionState,
     /// The queue overflowed and fragments were dropped since the last rejoin.
     pub behind: bool,
@@ -108,6 +110,7 @@ pub struct SessionStatus {
     pub reconnects: u64,
     /// HTTP 403 answers seen.
     pub forbidden: u64,
+    /// The last status line received (probe, early answer or final response).
     pub last_http_status: Option<u16>,
     /// Last failure, redacted (never contains credentials).
     pub last_error: Option<String>,
@@ -125,6 +128,7 @@ pub struct SessionStatus {
 /// [`SessionStatus`] and the logs instead).
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// A destination URL (or the session URL built from it) is unusable.
     #[error("channel {channel}: destination '{destination}' ({url}): {what}")]
     Destination {
         channel: String,
@@ -133,10 +137,13 @@ pub enum PushError {
         url: String,
         what: String,
     },
+    /// A push option is out of range.
     #[error("channel {channel}: push option {what}")]
     Options { channel: String, what: String },
+    /// The CA file, client certificate or key cannot be used.
     #[error("TLS configuration: {what}")]
     Tls { what: String },
+    /// The pusher's tokio runtime could not be created.
     #[error("channel {channel}: cannot start the push runtime: {source}")]
     Runtime {
         channel: String,
@@ -216,7 +223,12 @@ impl Pusher {
         opts: &PushOptions,
         clocks: Arc<dyn Clocks>,
     ) -> Result<Pusher, PushError> {
-        let connect_timeout = secs(channel, "connect_timeout_secs", opts.connect_timeout_secs, false)?;
+        let connect_timeout = secs(
+            channel,
+            "connect_timeout_secs",
+            opts.connect_timeout_secs,
+            false,
+        )?;
         let send_timeout = secs(channel, "send_timeout_secs", opts.send_timeout_secs, false)?;
         let max_backoff = secs(channel, "max_backoff_secs", opts.max_backoff_secs, true)?;
         secs(channel, "replay_window_secs", opts.replay_window_secs, true)?;
@@ -278,8 +290,7 @@ impl Pusher {
         let mut sessions = Vec::new();
         let mut routes = Vec::new();
         for (si, s) in streams.iter().enumerate() {
-            let header_chunks =
-                mp4::split_boxes(&s.bytes).unwrap_or_else(|| vec![s.bytes.clone()]);
+            let header_chunks = mp4::split_boxes(&s.bytes).unwrap_or_else(|| vec![s.bytes.clone()]);
             let timescales = mp4::track_timescales(&s.bytes);
             let primaries = destinations
                 .iter()
@@ -339,14 +350,19 @@ impl Pusher {
                     health,
                 });
                 let guard = DoneGuard(done_tx.clone());
-                runtime.spawn(
-                    async move {
-                        let _guard = guard;
-                        session.run().await;
-                    }
-                    .instrument(span)
-                    .with_current_subscriber(),
-                );
+                let task = async move {
+                    let _guard = guard;
+                    session.run().await;
+                }
+                .instrument(span);
+                // Sessions log to the caller's subscriber (a scoped one included); with none
+                // set yet they fall back to whatever global subscriber exists when they log.
+                let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+                if dispatch.is::<tracing::subscriber::NoSubscriber>() {
+                    runtime.spawn(task);
+                } else {
+                    runtime.spawn(task.with_subscriber(dispatch));
+                }
                 route.sessions.push(sessions.len());
                 sessions.push(SessionHandle { tx, shared });
             }
@@ -442,7 +458,8 @@ impl Pusher {
         for s in &self.sessions {
             let st = s.shared.state();
             if st != SessionState::Stopped && st != SessionState::Failed {
-                s.shared.abandon("did not stop within the finish timeout", now);
+                s.shared
+                    .abandon("did not stop within the finish timeout", now);
             }
         }
         let status = self.status();
@@ -481,7 +498,9 @@ mod tests {
             "http://c/x.isml".into(),
         ]);
         assert_eq!(
-            d.iter().map(|d| (d.name.as_str(), d.role)).collect::<Vec<_>>(),
+            d.iter()
+                .map(|d| (d.name.as_str(), d.role))
+                .collect::<Vec<_>>(),
             vec![
                 ("primary", Role::Primary),
                 ("backup", Role::Backup),

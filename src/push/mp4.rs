@@ -116,14 +116,23 @@ mod tests {
         let mut mdhd1 = vec![0u8; 28];
         mdhd1[0] = 1;
         mdhd1[20..24].copy_from_slice(&10_000_000u32.to_be_bytes());
-        let trak0 = bx(b"trak", &[bx(b"tkhd", &tkhd0), bx(b"mdia", &bx(b"mdhd", &mdhd0))].concat());
-        let trak1 = bx(b"trak", &[bx(b"tkhd", &tkhd1), bx(b"mdia", &bx(b"mdhd", &mdhd1))].concat());
+        let trak0 = bx(
+            b"trak",
+            &[bx(b"tkhd", &tkhd0), bx(b"mdia", &bx(b"mdhd", &mdhd0))].concat(),
+        );
+        let trak1 = bx(
+            b"trak",
+            &[bx(b"tkhd", &tkhd1), bx(b"mdia", &bx(b"mdhd", &mdhd1))].concat(),
+        );
         let header = [
             bx(b"ftyp", b"isml"),
             bx(b"moov", &[bx(b"mvhd", &[0; 4]), trak0, trak1].concat()),
         ]
         .concat();
-        assert_eq!(track_timescales(&header), vec![(7, 48_000), (9, 10_000_000)]);
+        assert_eq!(
+            track_timescales(&header),
+            vec![(7, 48_000), (9, 10_000_000)]
+        );
         let b = Bytes::from(header.clone());
         let parts = split_boxes(&b).unwrap();
         assert_eq!(parts.len(), 2);
@@ -134,7 +143,10 @@ mod tests {
     fn malformed_input_is_harmless() {
         assert!(split_boxes(&Bytes::from_static(b"\0\0\0\x09ftyp")).is_none());
         assert!(split_boxes(&Bytes::from_static(b"\0\0\0\x04ftyp")).is_none());
-        assert!(split_boxes(&Bytes::from_static(b"\0\0\0\x01ftyp\xff\xff\xff\xff\xff\xff\xff\xff")).is_none());
+        assert!(split_boxes(&Bytes::from_static(
+            b"\0\0\0\x01ftyp\xff\xff\xff\xff\xff\xff\xff\xff"
+        ))
+        .is_none());
         assert!(track_timescales(b"\0\0\0\x10moov\0\0\0\x09trak").is_empty());
         assert_eq!(track_timescales(&[]), vec![]);
     }

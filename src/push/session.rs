@@ -465,6 +465,8 @@ pub(crate) struct Session {
     /// This primary currently counts as up in `health` (presumed up until it first fails, so
     /// backups do not flap on at every start).
     counted_up: bool,
+    /// Monotonic time of the first failure since a fragment last went through.
+    down_since: Option<Duration>,
 }
 
 impl Session {
@@ -497,6 +499,7 @@ impl Session {
             immediate_streak: 0,
             health: spec.health,
             counted_up,
+            down_since: None,
         }
     }
 
@@ -505,7 +508,11 @@ impl Session {
             if up != self.counted_up {
                 self.counted_up = up;
                 h.send_modify(|n| {
-                    *n = if up { n.saturating_add(1) } else { n.saturating_sub(1) }
+                    *n = if up {
+                        n.saturating_add(1)
+                    } else {
+                        n.saturating_sub(1)
+                    }
                 });
             }
         }
@@ -518,7 +525,6 @@ impl Session {
 
     /// The session task body. Runs until stop, or until a 415 ends it.
     pub(crate) async fn run(mut self) {
-        let mut down_since: Option<Duration> = None;
         loop {
             if self.feed.stop_requested() {
                 break;
@@ -556,7 +562,7 @@ impl Session {
                 }
                 Outcome::Retry { failure, immediate } => {
                     let now = self.ctx.clocks.monotonic();
-                    let since = *down_since.get_or_insert(now);
+                    let since = *self.down_since.get_or_insert(now);
                     self.record_failure(&failure);
                     self.ctx.shared.reconnects.fetch_add(1, Ordering::Relaxed);
                     let (track, sequence) = self.last_fragment();
@@ -590,7 +596,6 @@ impl Session {
                     continue;
                 }
             }
-            down_since = None;
         }
         self.health(false);
         if self.ctx.shared.state() != SessionState::Failed {
@@ -704,8 +709,7 @@ impl Session {
                 if self.link.current.credentials.is_none() {
                     return Next::retry(Failure::status(resp, " (no credentials in the URL)"));
                 }
-                let Some(challenge) = pick_challenge(resp.headers_named("www-authenticate"))
-                else {
+                let Some(challenge) = pick_challenge(resp.headers_named("www-authenticate")) else {
                     return Next::retry(Failure::status(resp, " (no supported challenge)"));
                 };
                 let stale = matches!(&challenge, Challenge::Digest(d) if d.stale);
@@ -881,7 +885,10 @@ impl Session {
             first.get_or_insert((f.track_id, f.sequence));
             last = Some((f.track_id, f.sequence));
         }
-        self.ctx.shared.dropped.fetch_add(dropped, Ordering::Relaxed);
+        self.ctx
+            .shared
+            .dropped
+            .fetch_add(dropped, Ordering::Relaxed);
         self.ctx.set_state(SessionState::Behind);
         warn!(
             dropped_backlog = dropped,
@@ -944,7 +951,12 @@ impl Session {
             }
         }
         self.send_chunk(writer, &f.bytes, resp).await?;
-        match self.feed.last_seq.iter_mut().find(|(t, _)| *t == f.track_id) {
+        match self
+            .feed
+            .last_seq
+            .iter_mut()
+            .find(|(t, _)| *t == f.track_id)
+        {
             Some(e) => e.1 = e.1.max(f.sequence),
             None => self.feed.last_seq.push((f.track_id, f.sequence)),
         }
@@ -959,6 +971,16 @@ impl Session {
         // The long POST carried a fragment: the connection works, start backoff afresh.
         self.backoff.reset();
         self.immediate_streak = 0;
+        if let Some(since) = self.down_since.take() {
+            let outage = self.ctx.clocks.monotonic().saturating_sub(since);
+            info!(
+                outage_s = outage.as_secs_f64(),
+                reconnects = self.ctx.shared.reconnects.load(Ordering::Relaxed),
+                track = f.track_id,
+                sequence = f.sequence,
+                "delivering again after an outage"
+            );
+        }
         debug!(
             track = f.track_id,
             sequence = f.sequence,
@@ -990,7 +1012,11 @@ impl Session {
             Ok(Ok(head)) => {
                 self.record_status(head.status);
                 if (200..300).contains(&head.status) {
-                    info!(http_status = head.status, eos = self.ctx.send_eos, "stream closed");
+                    info!(
+                        http_status = head.status,
+                        eos = self.ctx.send_eos,
+                        "stream closed"
+                    );
                 } else {
                     let f = Failure::status(&head, " (final response)");
                     warn!(http_status = head.status, error = %f, "stream closed with an error");

@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn credentials_are_split_off_and_redacted() {
-        let t = Target::parse("https://us%40er:p%3Ass@example.org/a.isml/Streams(x)?tok=1").unwrap();
+        let t =
+            Target::parse("https://us%40er:p%3Ass@example.org/a.isml/Streams(x)?tok=1").unwrap();
         let c = t.credentials.clone().unwrap();
         assert_eq!(c.user, "us@er");
         assert_eq!(c.password, "p:ss");

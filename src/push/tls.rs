@@ -37,7 +37,10 @@ pub(crate) fn client_config(
         (Some(cert), key) => {
             let chain = read_certs(cert)?;
             if chain.is_empty() {
-                return Err(tls_err(cert, "no certificate found in the client certificate file"));
+                return Err(tls_err(
+                    cert,
+                    "no certificate found in the client certificate file",
+                ));
             }
             // The key may sit in the certificate file itself.
             let key_path = key.unwrap_or(cert);

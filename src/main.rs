@@ -218,7 +218,10 @@ fn destinations_from_flags(urls: &[String]) -> Result<Vec<DestinationPlan>, Stri
             ));
         }
     }
-    let trimmed: Vec<String> = urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+    let trimmed: Vec<String> = urls
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect();
     Ok(smoothcast::push::destinations_from_urls(&trimmed))
 }
 

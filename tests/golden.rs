@@ -40,7 +40,10 @@ x264 = { "lookahead-threads" = "1" }
 "#;
 
 /// (FORMAT_VERSION, sha256 of every archive file in name order).
-const GOLDEN: (u32, &str) = (1, "UNSET");
+const GOLDEN: (u32, &str) = (
+    1,
+    "08690f6de9135c1d519465262c043785b7473f753e3dd76f46cf4422e5c3f2b2",
+);
 
 #[test]
 fn fixed_synthetic_input_produces_the_golden_bytes() {

@@ -13,7 +13,12 @@ use std::path::Path;
 /// 2001-09-09 in 10 MHz ticks: any epoch-based time is far above it, any zero-based far below.
 const EPOCH_BASED_FLOOR: u64 = 1_000_000_000 * 10_000_000;
 
-fn fragments(p: &ParsedStream) -> Vec<(u32, u64, u64, Vec<(u32, u32)>)> {
+/// (mfhd sequence, tfxd time, tfxd duration, per-sample (duration, flags)).
+type FragmentRow = (u32, u64, u64, Vec<(u32, u32)>);
+/// Archive file name and its (sequence, time, duration) rows.
+type Timeline = (String, Vec<(u32, u64, u64)>);
+
+fn fragments(p: &ParsedStream) -> Vec<FragmentRow> {
     p.fragments
         .iter()
         .map(|f| {
@@ -174,12 +179,7 @@ threads = 1
     )
 }
 
-fn run_fixed(
-    dir: &Path,
-    name: &str,
-    start: &str,
-    secs: &str,
-) -> Vec<(String, Vec<(u32, u64, u64)>)> {
+fn run_fixed(dir: &Path, name: &str, start: &str, secs: &str) -> Vec<Timeline> {
     let profile = write_profile(dir, &format!("{name}.toml"), &fixed_profile(start));
     let archive = dir.join(name);
     smoothcast_ok(&[

@@ -1,4 +1,4 @@
-//! Golden bytes: a fixed synthetic input produces a header and fragments whose digest is pinned.
+//! Golden bytes: a fixed synthetic input (FORMAT_VERSION 2: drop-frame burnt-in timecode) produces a header and fragments whose digest is pinned.
 //! When the output changes on purpose, bump `piff::FORMAT_VERSION` and update the digest here.
 
 mod common;
@@ -41,8 +41,8 @@ x264 = { "lookahead-threads" = "1" }
 
 /// (FORMAT_VERSION, sha256 of every archive file in name order).
 const GOLDEN: (u32, &str) = (
-    1,
-    "08690f6de9135c1d519465262c043785b7473f753e3dd76f46cf4422e5c3f2b2",
+    2,
+    "b8ae0c84e69d5ae8024c71bd44c59f4acbbea8a4250c311c52fb0de1421cec9a",
 );
 
 #[test]

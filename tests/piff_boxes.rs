@@ -456,7 +456,7 @@ fn golden_digest_changes_only_with_format_version() {
     assert_eq!(
         (FORMAT_VERSION, digest.as_str()),
         (
-            1,
+            2,
             "442eca46a1bc372df2a23463c504e89127f60f97a99f3b062f2c6cc2aa2d8c3e"
         )
     );

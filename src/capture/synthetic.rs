@@ -11,6 +11,7 @@ use super::{
     i420_planes, i420_size, AudioBlock, AudioSource, CaptureError, FrameOrigin, FramePool, Pacer,
     Pacing, VideoFrame, VideoSource,
 };
+use crate::time::timecode::{check_timecode_rate, timecode_of};
 use crate::time::{FrameIndex, Rate, SampleIndex};
 use std::convert::Infallible;
 
@@ -281,27 +282,25 @@ fn glyph(c: u8) -> [u8; 7] {
         b'8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
         b'9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
         b':' => [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00],
+        b';' => [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x04, 0x08],
         _ => [0; 7],
     }
 }
 
-/// Non-drop `HH:MM:SS:FF` of frame `n`: frames since the UTC midnight of its day, counted in
-/// the nominal integer rate (so at 30000/1001 it runs 0.1% slow against the wall clock, as
-/// non-drop timecode does).
+/// The SMPTE timecode of frame `n` (time of day, UTC), drop-frame at 30000/1001 and 60000/1001
+/// (`;` before the frames), from the shared `time::timecode` rules.
 fn time_of_day(n: FrameIndex, rate: Rate) -> [u8; 11] {
-    let (num, den) = (u128::from(rate.num()), u128::from(rate.den()));
-    let n = u128::from(n.0);
-    let day = n * den / (num * 86_400);
-    let day_start = (day * 86_400 * num).div_ceil(den);
-    let f = n.saturating_sub(day_start);
-    let fps = u128::from(rate.nominal_fps().max(1));
-    let secs = f / fps;
-    let parts = [(secs / 3600) % 24, (secs / 60) % 60, secs % 60, f % fps];
+    // Drop-frame labels at the NTSC rates that have them, as a broadcast clock would show.
+    let drop_frame = check_timecode_rate(rate, true).is_ok();
+    let (_, tc) = timecode_of(n, rate, drop_frame);
+    let parts = [tc.hours, tc.minutes, tc.seconds, tc.frames];
     let mut out = *b"00:00:00:00";
+    if tc.drop_frame {
+        out[8] = b';';
+    }
     for (i, p) in parts.iter().enumerate() {
-        // FF can exceed 99 only for rates above 100 fps; show its last two digits then.
-        out[3 * i] = b'0' + ((p / 10) % 10) as u8;
-        out[3 * i + 1] = b'0' + (p % 10) as u8;
+        out[3 * i] = b'0' + (p / 10) % 10;
+        out[3 * i + 1] = b'0' + p % 10;
     }
     out
 }
@@ -642,8 +641,10 @@ mod tests {
         // The first frame of a day at 29.97 shows 00:00:00:00.
         let day = 19_723u64; // 2024-01-01
         let first = (u128::from(day) * 86_400 * 30_000).div_ceil(1001) as u64;
-        assert_eq!(&time_of_day(FrameIndex(first), ntsc), b"00:00:00:00");
-        assert_eq!(&time_of_day(FrameIndex(first - 1), ntsc)[..2], b"23");
+        assert_eq!(&time_of_day(FrameIndex(first), ntsc), b"00:00:00;00");
+        // Drop-frame labels a day 2 589 408 frames; the last 2–3 frames of a UTC day wrap
+        // (time::timecode documents it), so look a little before midnight.
+        assert_eq!(&time_of_day(FrameIndex(first - 10), ntsc), b"23:59:59;22");
     }
 
     #[test]

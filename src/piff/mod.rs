@@ -11,7 +11,7 @@ pub mod parse;
 use crate::encode::{AacConfig, AvcConfig};
 
 /// Bumped whenever the bytes we emit change on purpose (guarded by the golden-digest test).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What a track carries, for `moov` and the live server manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Small exact parsers and formatters for profile values: rates, durations, timecodes, dates,
 //! names and H.264 levels. Errors are messages; the caller attaches the field path.
 
+use crate::time::timecode::{check_timecode_rate, parse_date, Timecode};
 use crate::time::Rate;
 
 /// Longest profile text accepted; profiles are hand-written and small.
@@ -148,89 +149,25 @@ pub(crate) fn is_url_safe_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Checks SMPTE timecode text `HH:MM:SS:FF` (`;` or `.` before FF = drop-frame) against the
-/// channel rate: field ranges, drop-frame only at 30000/1001 and 60000/1001, and drop-frame
-/// labels that do not exist (frames 0–1, or 0–3 at 59.94, of minutes not divisible by 10).
-///
-/// Private stand-in until the shared `time::timecode` parser lands.
+/// Checks a start timecode against the channel rate with the shared SMPTE rules
+/// (`time::timecode`): syntax, ranges, drop-frame only at x000/1001, dropped frame numbers.
 pub(crate) fn check_timecode(text: &str, rate: Rate) -> Result<(), String> {
-    let bad = || {
-        format!("\"{text}\" is not a timecode; write HH:MM:SS:FF, or HH:MM:SS;FF for drop-frame")
-    };
-    let b = text.as_bytes();
-    if b.len() != 11 || b[2] != b':' || b[5] != b':' {
-        return Err(bad());
-    }
-    let drop_frame = match b[8] {
-        b':' => false,
-        b';' | b'.' => true,
-        _ => return Err(bad()),
-    };
-    let two = |i: usize| -> Option<u32> {
-        let (h, l) = (b[i], b[i + 1]);
-        if h.is_ascii_digit() && l.is_ascii_digit() {
-            Some(u32::from(h - b'0') * 10 + u32::from(l - b'0'))
-        } else {
-            None
-        }
-    };
-    let (hh, mm, ss, ff) = match (two(0), two(3), two(6), two(9)) {
-        (Some(h), Some(m), Some(s), Some(f)) => (h, m, s, f),
-        _ => return Err(bad()),
-    };
-    if hh > 23 || mm > 59 || ss > 59 {
-        return Err(format!(
-            "timecode {text} is out of range (hours 00–23, minutes and seconds 00–59)"
-        ));
-    }
-    let nominal = rate.nominal_fps();
-    if ff >= nominal {
-        return Err(format!(
-            "timecode {text} has frame {ff:02} but {rate} fps timecode counts frames 00–{:02}",
-            nominal - 1
-        ));
-    }
-    if drop_frame {
-        if !(rate.is_ntsc() && nominal % 30 == 0) {
-            return Err(format!(
-                "drop-frame timecode ({text}) exists only at 30000/1001 and 60000/1001, not at \
-                 {rate}; use ':' before the frames"
-            ));
-        }
-        let dropped = nominal / 15;
-        if ss == 0 && mm % 10 != 0 && ff < dropped {
-            return Err(format!(
-                "timecode {text} does not exist in drop-frame: frames 00–{:02} are skipped at \
-                 the start of every minute not divisible by 10",
-                dropped - 1
-            ));
-        }
-    }
-    Ok(())
+    let tc = Timecode::parse(text).map_err(|e| e.to_string())?;
+    check_timecode_rate(rate, tc.drop_frame).map_err(|e| e.to_string())?;
+    tc.frames_since_midnight(rate)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Checks a UTC date `YYYY-MM-DD` on or after 1970-01-01 (the frame index epoch).
 pub(crate) fn check_date(text: &str) -> Result<(), String> {
-    let well_formed = text.len() == 10
-        && text.bytes().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        });
-    let date = if well_formed {
-        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
-    } else {
-        None
-    };
-    match date {
-        None => Err(format!("\"{text}\" is not a date; write YYYY-MM-DD (UTC)")),
-        Some(d) if d < chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(d) => Err(format!(
+    let date = parse_date(text).map_err(|e| e.to_string())?;
+    if date < (1970, 1, 1) {
+        return Err(format!(
             "date {text} is before 1970-01-01, the frame index epoch"
-        )),
-        Some(_) => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// H.264 level limits (ITU-T H.264 Table A-1).

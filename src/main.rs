@@ -130,7 +130,8 @@ fn run(args: RunArgs) -> ExitCode {
         let monitor = monitor.clone();
         move || print_progress(&monitor)
     });
-    let result = handle.wait(Duration::from_secs(5));
+    // SIGTERM must exit within one fragment + 2 s: pushing gets 2 s after the last fragment.
+    let result = handle.wait(Duration::from_secs(2));
     let _ = progress.join();
     match result {
         Ok(summary) => {

@@ -82,7 +82,7 @@ fn run(plan: &Plan, secs: f64) -> RunSummary {
         },
     )
     .expect("channel starts");
-    handle.wait(Duration::from_secs(20)).expect("channel runs")
+    handle.wait(Duration::from_secs(4)).expect("channel runs")
 }
 
 fn tracks_of<'a>(r: &'a Report, pubpoint: &str) -> Vec<&'a smoothcast::sink::TrackReport> {
@@ -130,11 +130,12 @@ fn probe_then_chunked_post_per_stream() {
 fn primary_reset_mid_fragment_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sink = start_sink(dir.path());
-    // Reset the primary's 180p POST twice, each time part-way into a fragment.
+    // Reset the primary's 180p POST part-way into a fragment.
     sink.set_faults(vec![FaultRule::new(
         "primary.isml/Streams(reset-180p)",
         FaultKind::ResetAfterBytes(60_000),
     )
+    // The empty probe matches the rule too and uses up one firing.
     .times(2)]);
     let mut p = plan("reset");
     p.destinations = smoothcast::push::destinations_from_urls(&[
@@ -143,7 +144,7 @@ fn primary_reset_mid_fragment_loses_nothing() {
     ]);
     let summary = run(&p, 8.0);
     let report = sink.shutdown();
-    assert!(report.faults_fired >= 2, "the resets happened");
+    assert!(report.faults_fired >= 1, "the reset happened");
     assert_complete(&report, "primary", 3, 8);
     assert_complete(&report, "backup", 3, 8);
     let reset_stream = report
@@ -151,13 +152,15 @@ fn primary_reset_mid_fragment_loses_nothing() {
         .iter()
         .find(|s| s.pubpoint.contains("primary") && s.stream == "reset-180p")
         .expect("primary 180p stream");
-    assert!(reset_stream.connections >= 3, "{reset_stream:?}");
+    assert!(reset_stream.connections >= 2, "{reset_stream:?}");
+    assert_eq!(reset_stream.aborted, 1, "{reset_stream:?}");
+    assert_eq!(reset_stream.clean_ends, 1, "{reset_stream:?}");
     let session = summary
         .sessions
         .iter()
         .find(|s| s.destination == "primary" && s.stream_id == "reset-180p")
         .expect("session status");
-    assert!(session.reconnects >= 2, "{session:?}");
+    assert!(session.reconnects >= 1, "{session:?}");
     assert!(
         report.violations.is_empty(),
         "headers were byte-identical on every reconnect: {:#?}",
@@ -205,15 +208,22 @@ fn status_412_makes_encoder_resend_headers() {
     )]);
     let mut p = plan("h412");
     p.destinations = smoothcast::push::destinations_from_urls(&[sink.url("/live/h412.isml")]);
-    run(&p, 5.0);
+    let summary = run(&p, 5.0);
     let report = sink.shutdown();
     assert_complete(&report, "h412", 3, 5);
+    let session = summary
+        .sessions
+        .iter()
+        .find(|s| s.stream_id == "h412-audio")
+        .expect("session status");
+    assert!(session.reconnects >= 1, "{session:?}");
     let audio = report
         .streams
         .iter()
         .find(|s| s.stream == "h412-audio")
         .expect("audio stream");
-    assert!(audio.connections >= 2, "a new POST with headers followed the 412: {audio:?}");
+    // The 412 answered the first long POST; a fresh probe and POST (headers again) followed.
+    assert!(audio.probes >= 2, "{audio:?}");
     assert_eq!(audio.clean_ends, 1);
 }
 

@@ -354,6 +354,9 @@ struct Feed {
     /// Highest sequence written per track, for gap logging.
     last_seq: Vec<(u32, u32)>,
     shared: Arc<Shared>,
+    /// The last attempt failed, so the server may lack fragments we hold: on stop, keep
+    /// reconnecting and delivering until the finish deadline instead of giving up at once.
+    draining: bool,
 }
 
 enum Absorbed<T> {
@@ -371,6 +374,12 @@ enum StandbyEnd {
 impl Feed {
     fn stop_requested(&self) -> bool {
         self.stop.borrow().is_some() || self.stop.has_changed().is_err()
+    }
+
+    /// Stop requested and nothing left to deliver (or the finish deadline has passed).
+    fn should_stop(&self) -> bool {
+        self.stop_requested()
+            && (!self.draining || tokio::time::Instant::now() >= self.deadline())
     }
 
     fn deadline(&self) -> tokio::time::Instant {
@@ -399,15 +408,18 @@ impl Feed {
     async fn absorb<F: Future>(&mut self, fut: F, watch_gate: bool) -> Absorbed<F::Output> {
         tokio::pin!(fut);
         loop {
-            if self.stop_requested() {
+            if self.should_stop() {
                 return Absorbed::Stop;
             }
             if watch_gate && self.standby_required() {
                 return Absorbed::PrimaryUp;
             }
+            let stopping = self.stop_requested();
+            let deadline = self.deadline();
             tokio::select! {
                 biased;
-                _ = self.stop.changed() => {}
+                _ = self.stop.changed(), if !stopping => {}
+                _ = tokio::time::sleep_until(deadline), if stopping => {}
                 _ = gate_changed(&mut self.gate), if watch_gate => {}
                 out = &mut fut => return Absorbed::Done(out),
                 f = self.rx.recv() => match f {
@@ -493,6 +505,7 @@ impl Session {
                 stop: spec.stop,
                 gate: spec.gate,
                 last_seq: Vec::new(),
+                draining: false,
                 shared: spec.shared,
             },
             backoff: Backoff::new(spec.max_backoff),
@@ -526,7 +539,8 @@ impl Session {
     /// The session task body. Runs until stop, or until a 415 ends it.
     pub(crate) async fn run(mut self) {
         loop {
-            if self.feed.stop_requested() {
+            self.feed.draining = self.down_since.is_some();
+            if self.feed.should_stop() {
                 break;
             }
             if self.feed.standby_required() {
@@ -563,6 +577,7 @@ impl Session {
                 Outcome::Retry { failure, immediate } => {
                     let now = self.ctx.clocks.monotonic();
                     let since = *self.down_since.get_or_insert(now);
+                    self.feed.draining = true;
                     self.record_failure(&failure);
                     self.ctx.shared.reconnects.fetch_add(1, Ordering::Relaxed);
                     let (track, sequence) = self.last_fragment();

@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use smoothcast::channel::{self, ChannelMonitor, RunOptions, RunSummary};
 use smoothcast::profile::{self, DestinationPlan, Plan};
 use smoothcast::push::SessionStatus;
+use smoothcast::sink::{self, SinkConfig};
 use smoothcast::time::{Clocks, SystemClocks};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,24 @@ enum Command {
         /// Profile TOML file.
         profile: PathBuf,
     },
+    /// Run the built-in test publishing point (ingest, validation, archive, client manifest).
+    Sink(SinkArgs),
+}
+
+#[derive(Args)]
+struct SinkArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Archive every track's de-duplicated fragments under DIR.
+    #[arg(long, value_name = "DIR")]
+    archive: Option<PathBuf>,
+    /// Write the JSON report to FILE on exit.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Seconds of media kept per track for players (DVRWindowLength).
+    #[arg(long, default_value_t = 120)]
+    dvr_window: u64,
 }
 
 #[derive(Args)]
@@ -72,6 +91,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run(args),
+        Command::Sink(args) => run_sink(args),
     }
 }
 
@@ -107,6 +127,28 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(s) = &args.stream_suffix {
         plan.push.stream_suffix = Some(s.clone());
     }
+    // The built-in demo with nowhere to push: start the built-in publishing point in-process.
+    let demo_sink = if args.profile.is_none()
+        && args.push.is_empty()
+        && !args.no_push
+        && plan.destinations.is_empty()
+    {
+        match sink::start(SinkConfig::default()) {
+            Ok(s) => {
+                let url = s.url(&format!("/live/{}.isml", plan.channel));
+                println!("built-in publishing point: {url}");
+                println!("  client manifest for players: {url}/Manifest");
+                plan.destinations = smoothcast::push::destinations_from_urls(&[url]);
+                Some(s)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     let archive = args.archive.clone().or_else(|| plan.archive.clone());
     let clocks: Arc<dyn Clocks> = SystemClocks::new();
     let opts = RunOptions {
@@ -133,9 +175,13 @@ fn run(args: RunArgs) -> ExitCode {
     // SIGTERM must exit within one fragment + 2 s: pushing gets 2 s after the last fragment.
     let result = handle.wait(Duration::from_secs(2));
     let _ = progress.join();
+    let sink_report = demo_sink.map(|s| s.shutdown());
     match result {
         Ok(summary) => {
             print_summary(&plan, &summary, started.elapsed());
+            if let Some(r) = sink_report {
+                print_sink_report(&r);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -247,6 +293,73 @@ fn session_line(s: &SessionStatus) -> String {
         line.push_str(&format!(", last error: {e}"));
     }
     line
+}
+
+fn run_sink(args: SinkArgs) -> ExitCode {
+    let config = SinkConfig {
+        listen: args.listen,
+        archive: args.archive,
+        report_file: args.report,
+        dvr_window_secs: args.dvr_window,
+        ..SinkConfig::default()
+    };
+    let handle = match sink::start(config) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("sink listening on http://{}", handle.addr());
+    println!("  ingest:  POST http://{}/<path>.isml/Streams(<id>)", handle.addr());
+    println!("  players: GET  http://{}/<path>.isml/Manifest", handle.addr());
+    println!("  report:  GET  http://{}/report", handle.addr());
+    wait_for_signal();
+    let report = handle.shutdown();
+    print_sink_report(&report);
+    ExitCode::SUCCESS
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    });
+}
+
+fn print_sink_report(r: &sink::Report) {
+    println!("publishing point report: {} requests, {} violations", r.requests, r.violations.len());
+    for t in &r.tracks {
+        println!(
+            "  {:<20} {:<6} {:>8} bit/s {:>5} fragments, {} gaps, {} duplicates dropped, {} violations",
+            t.pubpoint,
+            t.name,
+            t.bitrate,
+            t.fragments,
+            t.gaps.len(),
+            t.duplicates_dropped,
+            t.violations
+        );
+    }
+    for v in r.violations.iter().take(10) {
+        println!("  violation: {v:?}");
+    }
 }
 
 fn print_summary(plan: &Plan, s: &RunSummary, wall: Duration) {

@@ -66,6 +66,8 @@ pub struct AlsaStats {
     pub silence_frames: u64,
     /// Non-fatal device errors other than xruns (logged as they happen).
     pub errors: u64,
+    /// Sample frames in the device's most recent period (what cpal hands over per callback).
+    pub period_frames: u64,
 }
 
 /// One ALSA PCM the host can capture from, as listed by [`input_devices`].
@@ -311,11 +313,11 @@ fn ring(
         .saturating_mul(u128::from(sample_rate))
         .div_ceil(1_000_000_000)
         .clamp(1, u128::from(u32::MAX)) as u64;
-    // The frame budget is what bounds the ring; the slot count only has to be enough for it
-    // at any sane period size.
-    let slots = usize::try_from(capacity_frames / 16)
-        .unwrap_or(usize::MAX)
-        .clamp(64, 1 << 16);
+    // 5 ms: short enough not to matter as latency, long enough that the slot count stays
+    // small. The frame budget is what bounds the ring; chunks are at least `min_chunk_frames`
+    // long except when flushed early at a gap, hence the margin.
+    let min_chunk_frames = u64::from(sample_rate / 200).max(1);
+    let slots = usize::try_from(capacity_frames / min_chunk_frames + 64).unwrap_or(1 << 16);
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded(slots);
     let (free_tx, free_rx) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared::default());
@@ -328,6 +330,9 @@ fn ring(
         spare: None,
         shared: Arc::clone(&shared),
         capacity_frames,
+        min_chunk_frames,
+        gathered: None,
+        gathered_frames: 0,
         pending_gap: 0,
     };
     let last_data = clocks.monotonic();
@@ -375,6 +380,7 @@ impl Consumer {
             captured_frames: self.captured_frames,
             silence_frames: self.silence_frames,
             errors: self.shared.errors.load(Ordering::Relaxed),
+            period_frames: self.shared.period_frames.load(Ordering::Relaxed),
         }
     }
 
@@ -603,6 +609,8 @@ struct Shared {
     errors: AtomicU64,
     /// Frames queued in the ring and not yet taken by the consumer.
     queued_frames: AtomicU64,
+    /// Frames in the device's most recent period.
+    period_frames: AtomicU64,
     /// Set by the error callback on an xrun; the next period measures the gap it left.
     discontinuity: AtomicBool,
     /// Why the device is gone, once it is.
@@ -634,6 +642,13 @@ struct CaptureCallback {
     spare: Option<Vec<i16>>,
     shared: Arc<Shared>,
     capacity_frames: u64,
+    /// Periods are gathered into chunks of at least this many frames before they are queued:
+    /// some PCMs (ALSA's `null`, some plugins) run with periods of a few frames, and one
+    /// queue slot per period would exhaust the ring's slots long before its frame budget.
+    min_chunk_frames: u64,
+    /// Converted frames gathered for the next chunk, and how many.
+    gathered: Option<Vec<i16>>,
+    gathered_frames: u64,
     /// Frames lost and not yet announced in a chunk's `gap_before`.
     pending_gap: u64,
 }
@@ -649,28 +664,54 @@ impl CaptureCallback {
     /// One period of device frames captured at `capture` (ns on cpal's stream clock, `None`
     /// when the device has no timestamps): measure any gap before it, convert, queue.
     fn on_period(&mut self, bytes: &[u8], capture: Option<u64>) {
-        let frames = self.layout.frames_in(bytes.len());
+        let frames = self.layout.frames_in(bytes.len()) as u64;
+        self.shared.period_frames.store(frames, Ordering::Relaxed);
         let xrun = self.shared.discontinuity.swap(false, Ordering::AcqRel);
-        self.pending_gap += self.tracker.on_period(capture, frames as u64, xrun);
+        let gap = self.tracker.on_period(capture, frames, xrun);
+        if gap > 0 {
+            // What was gathered came before the gap.
+            self.flush();
+            self.pending_gap += gap;
+        }
         if frames == 0 {
             return;
         }
         let queued = self.shared.queued_frames.load(Ordering::Acquire);
-        if queued + frames as u64 > self.capacity_frames {
+        if queued + self.gathered_frames + frames > self.capacity_frames {
+            self.flush();
             self.overflow(frames);
             return;
         }
-        let mut buf = self
-            .spare
-            .take()
-            .or_else(|| self.free.try_recv().ok())
-            .unwrap_or_default();
-        self.layout.convert(bytes, &mut buf);
+        let buf = match self.gathered.as_mut() {
+            Some(buf) => buf,
+            None => {
+                let mut buf = self
+                    .spare
+                    .take()
+                    .or_else(|| self.free.try_recv().ok())
+                    .unwrap_or_default();
+                buf.clear();
+                self.gathered.insert(buf)
+            }
+        };
+        self.layout.convert(bytes, buf);
+        self.gathered_frames += frames;
+        if self.gathered_frames >= self.min_chunk_frames {
+            self.flush();
+        }
+    }
+
+    /// Queues what has been gathered (behind `pending_gap` frames of silence).
+    fn flush(&mut self) {
+        let Some(samples) = self.gathered.take() else {
+            return;
+        };
+        let frames = std::mem::take(&mut self.gathered_frames);
         self.shared
             .queued_frames
-            .fetch_add(frames as u64, Ordering::AcqRel);
+            .fetch_add(frames, Ordering::AcqRel);
         let chunk = Chunk {
-            samples: buf,
+            samples,
             gap_before: self.pending_gap,
         };
         match self.chunks.try_send(chunk) {
@@ -678,7 +719,7 @@ impl CaptureCallback {
             Err(TrySendError::Full(chunk)) => {
                 self.shared
                     .queued_frames
-                    .fetch_sub(frames as u64, Ordering::AcqRel);
+                    .fetch_sub(frames, Ordering::AcqRel);
                 self.spare = Some(chunk.samples);
                 self.overflow(frames);
             }
@@ -687,8 +728,8 @@ impl CaptureCallback {
         }
     }
 
-    fn overflow(&mut self, frames: usize) {
-        self.pending_gap += frames as u64;
+    fn overflow(&mut self, frames: u64) {
+        self.pending_gap += frames;
         self.shared.overflows.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -913,10 +954,9 @@ impl Layout {
         bytes / (self.format.width() * self.in_channels).max(1)
     }
 
-    /// Replaces `out` with the mapped, converted samples of the whole frames in `bytes`.
-    /// Allocates only when `out` has never held a period this large.
+    /// Appends the mapped, converted samples of the whole frames in `bytes` to `out`.
+    /// Allocates only when `out` has never held this much.
     fn convert(&self, bytes: &[u8], out: &mut Vec<i16>) {
-        out.clear();
         match self.format {
             InFormat::I8 => self.map_frames(bytes, out, from_i8),
             InFormat::U8 => self.map_frames(bytes, out, from_u8),
@@ -1036,9 +1076,10 @@ mod tests {
         };
         let bytes = eight_channel_s16(4);
         assert_eq!(layout.frames_in(bytes.len()), 4);
-        let mut out = vec![99; 3];
+        // Appends: periods are gathered into one buffer.
+        let mut out = vec![99];
         layout.convert(&bytes, &mut out);
-        assert_eq!(out, [3000, 4000, 3001, 4001, 3002, 4002, 3003, 4003]);
+        assert_eq!(out, [99, 3000, 4000, 3001, 4001, 3002, 4002, 3003, 4003]);
     }
 
     #[test]
@@ -1256,6 +1297,61 @@ mod tests {
         assert_eq!(c.stats().silence_frames, 960);
         // Emptied buffers went back to the callback's pool instead of being freed.
         assert!(!cb.free.is_empty());
+    }
+
+    #[test]
+    fn tiny_periods_are_gathered_so_the_ring_holds_its_full_duration() {
+        // ALSA's null PCM runs with periods of a frame or two: one second of them must fit a
+        // one-second ring without a single overflow, and keep its order.
+        let (mut cb, mut c) = rig(48_000, sim());
+        for i in 0..48_000 {
+            feed(&mut cb, i, 1, 1_000_000_000 + i as u64 * 20_833, false);
+        }
+        assert_eq!(cb.shared.overflows.load(Ordering::Relaxed), 0);
+        assert!(c.chunks.len() <= 48_000 / 240, "{} chunks", c.chunks.len());
+        let out = read_all(&mut c, 1024);
+        assert_eq!(out.len(), 48_000 * 2);
+        for (i, frame) in out.chunks_exact(2).enumerate() {
+            assert_eq!(frame, live(i), "frame {i}");
+        }
+        assert_eq!(c.stats().period_frames, 1);
+    }
+
+    #[test]
+    fn a_gap_while_gathering_lands_after_the_gathered_frames() {
+        let (mut cb, mut c) = rig(48_000, sim());
+        // 100 one-frame periods 1/48000 s apart (gathered, not yet queued), then an xrun that
+        // lost 50 frames.
+        for i in 0..100 {
+            feed(
+                &mut cb,
+                i,
+                1,
+                1_000_000_000 + i as u64 * 1_000_000_000 / 48_000,
+                false,
+            );
+        }
+        assert!(
+            c.chunks.is_empty(),
+            "under 5 ms gathered: nothing queued yet"
+        );
+        feed(
+            &mut cb,
+            150,
+            480,
+            1_000_000_000 + 150 * 1_000_000_000 / 48_000,
+            true,
+        );
+        let out = read_all(&mut c, 1024);
+        assert_eq!(out.len(), 630 * 2);
+        for (i, frame) in out.chunks_exact(2).enumerate() {
+            let expect = if (100..150).contains(&i) {
+                [0, 0]
+            } else {
+                live(i)
+            };
+            assert_eq!(frame, expect, "frame {i}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! Threads: cpal runs the device on its own thread and hands every period to a data callback.
 //! The callback converts and maps the period straight into a pooled `Vec<i16>` (so a period
-//! costs no allocation once the pool is warm) and queues it on a bounded channel; the
-//! consumer's [`AudioSource::next_block`] pulls from that queue.
+//! costs no allocation once the pool is warm), gathers tiny periods into chunks of at least
+//! 5 ms, and queues the chunks on a bounded channel; the consumer's
+//! [`AudioSource::next_block`] pulls from that queue.
 //!
 //! Sample bookkeeping: the source emits one contiguous run of sample indices from `start`.
 //! Audio lost on the way — a device xrun (reported by cpal's error callback) or a period
@@ -84,7 +85,7 @@ pub struct AlsaDevice {
 /// every card. A name here is only a promise that ALSA knows it; opening may still fail (and
 /// cpal's "default" device proves nothing at all, which is why it is never used implicitly).
 pub fn input_devices() -> Result<Vec<AlsaDevice>, CaptureError> {
-    let host = alsa_host("ALSA").map_err(|reason| CaptureError::Open {
+    let host = alsa_host().map_err(|reason| CaptureError::Open {
         input: "ALSA".into(),
         reason,
     })?;
@@ -95,8 +96,8 @@ pub fn input_devices() -> Result<Vec<AlsaDevice>, CaptureError> {
     Ok(devices.map(|d| describe(&d)).collect())
 }
 
-fn alsa_host(input: &str) -> Result<cpal::Host, String> {
-    cpal::host_from_id(cpal::HostId::Alsa).map_err(|e| format!("{input}: ALSA unavailable: {e}"))
+fn alsa_host() -> Result<cpal::Host, String> {
+    cpal::host_from_id(cpal::HostId::Alsa).map_err(|e| format!("ALSA unavailable: {e}"))
 }
 
 fn describe(d: &cpal::Device) -> AlsaDevice {
@@ -143,6 +144,7 @@ pub struct AlsaConfig {
     pub device_channels: u16,
     /// The device's sample format as cpal names it (`i16`, `i32`, `f32`, …).
     pub sample_format: String,
+    /// Sample frames per second.
     pub sample_rate: u32,
 }
 
@@ -150,7 +152,12 @@ impl AlsaAudio {
     /// Opens ALSA PCM `device` (exact PCM name, or exact description as listed by
     /// [`input_devices`]) at `sample_rate` with `input_channels` channels per frame, and emits
     /// `channel_map.len()` channels: output channel `k` carries input channel `channel_map[k]`
-    /// (1-based). The first sample emitted has index `start` (audio grid).
+    /// (1-based). The first sample emitted has index `start` (audio grid). The monotonic time
+    /// of `clocks` measures the stall timeout ([`AlsaOptions::stall_timeout`]).
+    ///
+    /// The device is looked up by name among ALSA's capture devices, never through cpal's
+    /// default device (which cpal reports whether or not anything stands behind it); the error
+    /// for an unknown name lists the devices that exist.
     pub fn open(
         device: &str,
         input_channels: u16,
@@ -185,7 +192,7 @@ impl AlsaAudio {
             reason,
         };
         let map = validate_map(input_channels, channel_map, sample_rate).map_err(open_err)?;
-        let host = alsa_host(device).map_err(open_err)?;
+        let host = alsa_host().map_err(open_err)?;
         let dev = find_device(&host, device).map_err(open_err)?;
         let needed = channel_map.iter().copied().max().unwrap_or(1);
         let ranges: Vec<cpal::SupportedStreamConfigRange> = dev

@@ -151,8 +151,8 @@ fn file_plugin_capture_maps_sdi_channels_3_and_4_to_stereo_on_a_continuous_grid(
         listed.description.as_deref(),
         Some("smoothcast test capture (file plugin)")
     );
-    // … and a name that is not there fails with the list of what is, including "default",
-    // which cpal always offers as a default device but this configuration does not define.
+    // … and names that are not there fail with the list of what is. That includes "default":
+    // cpal always offers it as the default input device, but this configuration defines none.
     for missing in ["no_such_pcm", "default"] {
         match AlsaAudio::open(
             missing,

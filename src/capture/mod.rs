@@ -4,6 +4,7 @@
 //! source yields [`AudioBlock`]s of consecutive samples on the audio sample grid. Sources have a
 //! real-time mode (paced by the injected clock) and a fast mode (as fast as the consumer takes).
 
+pub mod discipline;
 pub mod file;
 pub mod synthetic;
 

@@ -5,6 +5,7 @@
 //! real-time mode (paced by the injected clock) and a fast mode (as fast as the consumer takes).
 
 pub mod alsa;
+pub mod discipline;
 pub mod file;
 pub mod synthetic;
 

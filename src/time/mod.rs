@@ -11,6 +11,7 @@
 
 pub mod clock;
 mod grid;
+pub mod ltc;
 pub mod timecode;
 pub use clock::{Clocks, SimulatedClocks, SystemClocks};
 pub use grid::{AudioGrid, FragmentGrid, FrameGrid};

@@ -98,8 +98,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -311,8 +313,14 @@ fn run_sink(args: SinkArgs) -> ExitCode {
         }
     };
     println!("sink listening on http://{}", handle.addr());
-    println!("  ingest:  POST http://{}/<path>.isml/Streams(<id>)", handle.addr());
-    println!("  players: GET  http://{}/<path>.isml/Manifest", handle.addr());
+    println!(
+        "  ingest:  POST http://{}/<path>.isml/Streams(<id>)",
+        handle.addr()
+    );
+    println!(
+        "  players: GET  http://{}/<path>.isml/Manifest",
+        handle.addr()
+    );
     println!("  report:  GET  http://{}/report", handle.addr());
     wait_for_signal();
     let report = handle.shutdown();
@@ -344,7 +352,11 @@ fn wait_for_signal() {
 }
 
 fn print_sink_report(r: &sink::Report) {
-    println!("publishing point report: {} requests, {} violations", r.requests, r.violations.len());
+    println!(
+        "publishing point report: {} requests, {} violations",
+        r.requests,
+        r.violations.len()
+    );
     for t in &r.tracks {
         println!(
             "  {:<20} {:<6} {:>8} bit/s {:>5} fragments, {} gaps, {} duplicates dropped, {} violations",

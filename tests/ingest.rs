@@ -86,7 +86,10 @@ fn run(plan: &Plan, secs: f64) -> RunSummary {
 }
 
 fn tracks_of<'a>(r: &'a Report, pubpoint: &str) -> Vec<&'a smoothcast::sink::TrackReport> {
-    r.tracks.iter().filter(|t| t.pubpoint.contains(pubpoint)).collect()
+    r.tracks
+        .iter()
+        .filter(|t| t.pubpoint.contains(pubpoint))
+        .collect()
 }
 
 /// Every track of `pubpoint` holds `fragments` fragments with no gap.
@@ -94,8 +97,17 @@ fn assert_complete(r: &Report, pubpoint: &str, tracks: usize, fragments: u64) {
     let t = tracks_of(r, pubpoint);
     assert_eq!(t.len(), tracks, "{pubpoint}: tracks in the sink: {r:#?}");
     for tr in t {
-        assert!(tr.gaps.is_empty(), "{pubpoint}/{}: gaps {:?}", tr.name, tr.gaps);
-        assert_eq!(tr.fragments, fragments, "{pubpoint}/{} {}: fragments", tr.name, tr.bitrate);
+        assert!(
+            tr.gaps.is_empty(),
+            "{pubpoint}/{}: gaps {:?}",
+            tr.name,
+            tr.gaps
+        );
+        assert_eq!(
+            tr.fragments, fragments,
+            "{pubpoint}/{} {}: fragments",
+            tr.name, tr.bitrate
+        );
     }
 }
 
@@ -109,17 +121,34 @@ fn probe_then_chunked_post_per_stream() {
     let report = sink.shutdown();
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     assert_complete(&report, "probe", 3, 6);
-    assert_eq!(report.streams.len(), 3, "one POST per track: {:#?}", report.streams);
+    assert_eq!(
+        report.streams.len(),
+        3,
+        "one POST per track: {:#?}",
+        report.streams
+    );
     for s in &report.streams {
-        assert!(s.probes >= 1, "{}: an empty probe POST came first", s.stream);
-        assert_eq!(s.clean_ends, 1, "{}: the chunked POST ended with 0\\r\\n\\r\\n", s.stream);
+        assert!(
+            s.probes >= 1,
+            "{}: an empty probe POST came first",
+            s.stream
+        );
+        assert_eq!(
+            s.clean_ends, 1,
+            "{}: the chunked POST ended with 0\\r\\n\\r\\n",
+            s.stream
+        );
         assert_eq!(s.aborted, 0);
     }
     for s in &summary.sessions {
         assert_eq!(s.reconnects, 0, "{s:?}");
     }
     // The sink archived what it ingested; FFmpeg decodes it cleanly.
-    let archived: Vec<_> = report.tracks.iter().filter_map(|t| t.archive.clone()).collect();
+    let archived: Vec<_> = report
+        .tracks
+        .iter()
+        .filter_map(|t| t.archive.clone())
+        .collect();
     assert_eq!(archived.len(), 3);
     for a in archived {
         assert_ffmpeg_decodes_cleanly(Path::new(&a));
@@ -187,8 +216,14 @@ fn backup_403_does_not_stall_primary() {
     let summary = run(&p, 6.0);
     let report = sink.shutdown();
     assert_complete(&report, "primary", 3, 6);
-    assert!(tracks_of(&report, "backup").iter().all(|t| t.fragments == 0));
-    for s in summary.sessions.iter().filter(|s| s.destination != "primary") {
+    assert!(tracks_of(&report, "backup")
+        .iter()
+        .all(|t| t.fragments == 0));
+    for s in summary
+        .sessions
+        .iter()
+        .filter(|s| s.destination != "primary")
+    {
         assert!(s.forbidden >= 1, "403 counted: {s:?}");
         assert_eq!(s.last_http_status, Some(403));
     }
@@ -241,7 +276,9 @@ fn failover_mode_uses_backup_only_while_primary_down() {
     let report = sink.shutdown();
     assert_complete(&report, "primary", 3, 5);
     assert!(
-        tracks_of(&report, "backup").iter().all(|t| t.fragments == 0),
+        tracks_of(&report, "backup")
+            .iter()
+            .all(|t| t.fragments == 0),
         "backup unused while the primary is up"
     );
     assert!(summary

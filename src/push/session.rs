@@ -378,8 +378,7 @@ impl Feed {
 
     /// Stop requested and nothing left to deliver (or the finish deadline has passed).
     fn should_stop(&self) -> bool {
-        self.stop_requested()
-            && (!self.draining || tokio::time::Instant::now() >= self.deadline())
+        self.stop_requested() && (!self.draining || tokio::time::Instant::now() >= self.deadline())
     }
 
     fn deadline(&self) -> tokio::time::Instant {

@@ -64,7 +64,8 @@ pub fn priority(level: &Level) -> u8 {
     }
 }
 
-/// `<priority>` then tracing's full format without time or colour.
+/// `<priority>` then tracing's full format without time, level word or colour (journald
+/// shows the priority itself).
 #[derive(Debug)]
 pub struct JournalFormat {
     inner: format::Format<format::Full, ()>,
@@ -73,7 +74,10 @@ pub struct JournalFormat {
 impl Default for JournalFormat {
     fn default() -> JournalFormat {
         JournalFormat {
-            inner: format::format().without_time().with_ansi(false),
+            inner: format::format()
+                .without_time()
+                .with_level(false)
+                .with_ansi(false),
         }
     }
 }

@@ -158,6 +158,7 @@ fn first_sigterm_ends_every_post_cleanly_and_exits_zero_within_a_fragment_plus_t
     signal(&child.0, "-TERM");
     let status = wait_exit(&mut child.0, Duration::from_secs(15)).expect("exits after SIGTERM");
     let took = t0.elapsed();
+    eprintln!("exited {took:?} after SIGTERM");
     let stderr = stderr_of(dir.path());
     assert!(status.success(), "exit status {status}:\n{stderr}");
     assert!(

@@ -7,7 +7,7 @@ mod control_common;
 
 use control_common::{get_json, http, profile, wait_until, Ingest, Req};
 use smoothcast::channel::RunOptions;
-use smoothcast::control::api::{ChannelState, Status};
+use smoothcast::control::api::{ChannelState, Severity, Status};
 use smoothcast::control::{self, Supervisor};
 use smoothcast::profile::{self, ControlPlan, ControlToken, Plan};
 use smoothcast::time::timecode::timecode_of;
@@ -664,6 +664,23 @@ fn a_refusing_publishing_point_keeps_the_channel_unready_and_raises_alerts() {
         st.alerts.iter().any(|a| a.code == "destination_down"),
         "{:?}",
         st.alerts
+    );
+    // Once the channel had time to connect, a stream no destination takes is lost output.
+    wait_until("stream_not_delivered", Duration::from_secs(15), || {
+        status(addr)
+            .alerts
+            .iter()
+            .any(|a| a.code == "stream_not_delivered")
+    });
+    let alerts = status(addr).alerts;
+    assert_eq!(alerts[0].severity, Severity::Critical, "{alerts:?}");
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a.code == "stream_not_delivered")
+            .count(),
+        3,
+        "one per stream: {alerts:?}"
     );
     // The encoder itself is healthy: a standby must not take over for an ingest outage.
     assert_eq!(get_json(addr, "/health")["status"], "ok");

@@ -24,7 +24,10 @@ pub fn init() {
             .event_format(JournalFormat::default())
             .try_init()
     } else {
-        builder.try_init()
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
     };
 }
 

@@ -58,7 +58,9 @@ impl Gst {
             }
             if let Some(after) = interrupt {
                 if !interrupted && t0.elapsed() > after {
-                    let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+                    let _ = Command::new("kill")
+                        .args(["-INT", &self.child.id().to_string()])
+                        .status();
                     interrupted = true;
                 }
             }
@@ -77,11 +79,18 @@ impl Gst {
 
 /// Lines of `-v` output where fakesink `name` got a buffer.
 fn buffers(out: &str, name: &str) -> usize {
-    out.lines().filter(|l| l.contains(&format!("GstFakeSink:{name}")) && l.contains("chain")).count()
+    out.lines()
+        .filter(|l| l.contains(&format!("GstFakeSink:{name}")) && l.contains("chain"))
+        .count()
 }
 
 /// Plays `…/live.isml/Manifest` with `player` (playbin or playbin3) into two named fakesinks.
-fn play(s: &sink::SinkHandle, player: &str, sink_props: &str, limit: Duration) -> (bool, String, String) {
+fn play(
+    s: &sink::SinkHandle,
+    player: &str,
+    sink_props: &str,
+    limit: Duration,
+) -> (bool, String, String) {
     let uri = format!("uri={}", s.url("/live.isml/Manifest"));
     let vs = format!("video-sink=fakesink name=vsink silent=false {sink_props}");
     let aus = format!("audio-sink=fakesink name=asink silent=false {sink_props}");
@@ -90,8 +99,22 @@ fn play(s: &sink::SinkHandle, player: &str, sink_props: &str, limit: Duration) -
 
 fn ingest_finished() -> sink::SinkHandle {
     let s = sink::start(SinkConfig::default()).unwrap();
-    assert_eq!(post_chunked(s.addr(), "/live.isml/Streams(test)", &fixture(VALID), 8192, 5).status(), Some(200));
-    assert_eq!(s.is_live("live"), Some(false), "mfra received: presented as finished");
+    assert_eq!(
+        post_chunked(
+            s.addr(),
+            "/live.isml/Streams(test)",
+            &fixture(VALID),
+            8192,
+            5
+        )
+        .status(),
+        Some(200)
+    );
+    assert_eq!(
+        s.is_live("live"),
+        Some(false),
+        "mfra received: presented as finished"
+    );
     s
 }
 
@@ -103,7 +126,10 @@ fn assert_played_to_eos(ok: bool, out: &str, err: &str) {
     let (v, a) = (buffers(out, "vsink"), buffers(out, "asink"));
     assert!(v >= 295, "video buffers decoded: {v}");
     assert!(a >= 400, "audio buffers decoded: {a}");
-    assert!(out.contains("video/x-raw") && out.contains("audio/x-raw"), "decoded caps on the sinks");
+    assert!(
+        out.contains("video/x-raw") && out.contains("audio/x-raw"),
+        "decoded caps on the sinks"
+    );
 }
 
 #[test]
@@ -142,19 +168,37 @@ fn live_ingest_is_followed_by_mssdemux_through_tfrf_while_it_plays() {
     let s = sink::start(SinkConfig::default()).unwrap();
     let sp = split(&fixture(VALID));
     let f = &sp.fragments; // v0 a0 v1 a1 v2 a2 v3 a3 v4 a4, 2 s each
-    // An encoder that has sent 6 s and keeps its POST open.
+                           // An encoder that has sent 6 s and keeps its POST open.
     let mut enc = connect(s.addr());
-    send_head(&mut enc, "POST", "/live.isml/Streams(enc)", "Transfer-Encoding: chunked\r\n").unwrap();
+    send_head(
+        &mut enc,
+        "POST",
+        "/live.isml/Streams(enc)",
+        "Transfer-Encoding: chunked\r\n",
+    )
+    .unwrap();
     let first = [&sp.header[..], &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]].concat();
-    write_chunked(&mut enc, &first, &random_chunks(first.len(), 9000, 1), false).unwrap();
+    write_chunked(
+        &mut enc,
+        &first,
+        &random_chunks(first.len(), 9000, 1),
+        false,
+    )
+    .unwrap();
     let t0 = Instant::now();
     while s.report().track("live", "audio").map(|t| t.fragments) != Some(3) {
-        assert!(t0.elapsed() < Duration::from_secs(5), "first fragments not ingested");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "first fragments not ingested"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(s.is_live("live"), Some(true));
     let m = s.client_manifest("live").unwrap();
-    assert!(m.contains("IsLive=\"TRUE\"") && m.contains("LookAheadFragmentCount=\"2\""), "{m}");
+    assert!(
+        m.contains("IsLive=\"TRUE\"") && m.contains("LookAheadFragmentCount=\"2\""),
+        "{m}"
+    );
 
     // An explicit souphttpsrc ! mssdemux pipeline rendering in real time (sync=true): playbin
     // would post buffering messages at the live edge and gst-launch would pause on them, and
@@ -162,16 +206,43 @@ fn live_ingest_is_followed_by_mssdemux_through_tfrf_while_it_plays() {
     // waiting time is a constant 1 s, so it re-schedules forever and never downloads).
     let loc = format!("location={}", s.url("/live.isml/Manifest"));
     let pipeline = [
-        "-v", "souphttpsrc", &loc, "!", "mssdemux", "name=d",
-        "d.video_00", "!", "queue", "!", "decodebin", "!", "fakesink", "name=vsink", "silent=false",
-        "d.audio_00", "!", "queue", "!", "decodebin", "!", "fakesink", "name=asink", "silent=false",
+        "-v",
+        "souphttpsrc",
+        &loc,
+        "!",
+        "mssdemux",
+        "name=d",
+        "d.video_00",
+        "!",
+        "queue",
+        "!",
+        "decodebin",
+        "!",
+        "fakesink",
+        "name=vsink",
+        "silent=false",
+        "d.audio_00",
+        "!",
+        "queue",
+        "!",
+        "decodebin",
+        "!",
+        "fakesink",
+        "name=asink",
+        "silent=false",
     ];
     let player = spawn_gst(&pipeline);
     // The encoder goes on in real time: fragments 3 and 4 arrive while the player runs.
     for pair in [6usize, 8] {
         std::thread::sleep(Duration::from_millis(1500));
         let more = [&f[pair][..], &f[pair + 1]].concat();
-        write_chunked(&mut enc, &more, &random_chunks(more.len(), 9000, pair as u64), false).unwrap();
+        write_chunked(
+            &mut enc,
+            &more,
+            &random_chunks(more.len(), 9000, pair as u64),
+            false,
+        )
+        .unwrap();
     }
     let (_, out, err) = player.finish(Duration::from_secs(30), Some(Duration::from_secs(11)));
     // Without a tfrf in served fragments mssdemux logs "ERROR … no tfrf box" for each one.
@@ -179,7 +250,11 @@ fn live_ingest_is_followed_by_mssdemux_through_tfrf_while_it_plays() {
     // Fragment 4 (8.07 s .. 10.07 s) was ingested after the player started: it was found
     // through the tfrf of an earlier fragment (or a manifest reload), and decoded.
     let (v, a) = (max_pts(&out, "vsink"), max_pts(&out, "asink"));
-    assert!(v > 9.0 && a > 9.0, "played up to video {v} s, audio {a} s\n{}", tail(&out));
+    assert!(
+        v > 9.0 && a > 9.0,
+        "played up to video {v} s, audio {a} s\n{}",
+        tail(&out)
+    );
     // The encoder ends its stream cleanly.
     write_chunked(&mut enc, &sp.tail, &[sp.tail.len()], true).unwrap();
     assert_eq!(read_response(&mut enc).status(), Some(200));

@@ -18,7 +18,13 @@ pub(crate) fn sanitize(s: &str) -> String {
     let o: String = s
         .chars()
         .take(100)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if o.is_empty() || o.starts_with('.') {
         format!("_{o}")
@@ -52,8 +58,15 @@ impl ArchiveFile {
             TrackKind::Text => "ismt",
         };
         let path = dir.join(format!("{}_{}.{ext}", sanitize(&track.name), track.bitrate));
-        let mut a = ArchiveFile { path, file: None, track_id: track.track_id, error: None, bytes: 0 };
-        let moov = mp4::filter_moov(&header.moov, track.track_id).unwrap_or_else(|| header.moov.to_vec());
+        let mut a = ArchiveFile {
+            path,
+            file: None,
+            track_id: track.track_id,
+            error: None,
+            bytes: 0,
+        };
+        let moov =
+            mp4::filter_moov(&header.moov, track.track_id).unwrap_or_else(|| header.moov.to_vec());
         let res = std::fs::create_dir_all(dir).and_then(|_| {
             let mut f = File::create(&a.path)?;
             f.write_all(&header.ftyp)?;

@@ -60,7 +60,11 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule that fires on every matching request.
     pub fn new(path: impl Into<String>, kind: FaultKind) -> Self {
-        Self { path: path.into(), kind, times: None }
+        Self {
+            path: path.into(),
+            kind,
+            times: None,
+        }
     }
 
     /// The same rule limited to `n` firings.
@@ -126,7 +130,12 @@ impl FaultSet {
     pub fn replace(&mut self, rules: Vec<FaultRule>, now: Instant) {
         self.rules = rules
             .into_iter()
-            .map(|rule| RuleState { rule, installed: now, matched: 0, fired: 0 })
+            .map(|rule| RuleState {
+                rule,
+                installed: now,
+                matched: 0,
+                fired: 0,
+            })
             .collect();
     }
 
@@ -159,7 +168,8 @@ impl FaultSet {
             r.matched += 1;
             let fire = match r.rule.kind {
                 FaultKind::RefuseFor { secs } => {
-                    let active = now.saturating_duration_since(r.installed) < Duration::from_secs(secs);
+                    let active =
+                        now.saturating_duration_since(r.installed) < Duration::from_secs(secs);
                     if active && head_decision.is_none() {
                         head_decision = Some(Decision::Refuse);
                     }
@@ -177,7 +187,8 @@ impl FaultSet {
                     true
                 }
                 FaultKind::Stall { after_bytes } => {
-                    body.stall_after = Some(body.stall_after.map_or(after_bytes, |m| m.min(after_bytes)));
+                    body.stall_after =
+                        Some(body.stall_after.map_or(after_bytes, |m| m.min(after_bytes)));
                     true
                 }
                 FaultKind::SlowRead { bytes_per_sec } => {
@@ -211,12 +222,21 @@ mod tests {
     fn status_fires_only_on_the_nth_matching_request() {
         let now = Instant::now();
         let mut f = FaultSet::new(
-            vec![FaultRule::new("Streams(v)", FaultKind::Status { code: 503, nth_request: 2 })],
+            vec![FaultRule::new(
+                "Streams(v)",
+                FaultKind::Status {
+                    code: 503,
+                    nth_request: 2,
+                },
+            )],
             now,
         );
         assert_eq!(f.decide("/live.isml/Streams(a)", now), None);
         assert_eq!(f.decide("/live.isml/Streams(v)", now), None);
-        assert_eq!(f.decide("/live.isml/Streams(v)", now), Some(Decision::Status(503)));
+        assert_eq!(
+            f.decide("/live.isml/Streams(v)", now),
+            Some(Decision::Status(503))
+        );
         assert_eq!(f.decide("/live.isml/Streams(v)", now), None);
         assert_eq!(f.decide("/report", now), None);
     }
@@ -236,7 +256,10 @@ mod tests {
         let later = now + Duration::from_secs(3);
         assert_eq!(
             f.decide("/x", later),
-            Some(Decision::Body(BodyFault { reset_after: Some(10), ..Default::default() }))
+            Some(Decision::Body(BodyFault {
+                reset_after: Some(10),
+                ..Default::default()
+            }))
         );
         assert_eq!(f.decide("/x", later), None);
     }
@@ -245,8 +268,20 @@ mod tests {
     fn rules_round_trip_through_json() {
         let rules = vec![
             FaultRule::new("a", FaultKind::ResetAfterBytes(5)),
-            FaultRule::new("b", FaultKind::Status { code: 403, nth_request: 1 }).times(1),
-            FaultRule::new("", FaultKind::SlowRead { bytes_per_sec: 1000 }),
+            FaultRule::new(
+                "b",
+                FaultKind::Status {
+                    code: 403,
+                    nth_request: 1,
+                },
+            )
+            .times(1),
+            FaultRule::new(
+                "",
+                FaultKind::SlowRead {
+                    bytes_per_sec: 1000,
+                },
+            ),
         ];
         let json = serde_json::to_string(&rules).unwrap();
         let back: Vec<FaultRule> = serde_json::from_str(&json).unwrap();

@@ -95,9 +95,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
     let request_line = lines.next().ok_or(HttpError::BadHead("empty"))?;
     let mut parts = request_line.split(' ');
     let method = parts.next().unwrap_or_default();
-    let target = parts.next().ok_or(HttpError::BadHead("no request target"))?;
+    let target = parts
+        .next()
+        .ok_or(HttpError::BadHead("no request target"))?;
     let version = parts.next().ok_or(HttpError::BadHead("no HTTP version"))?;
-    if parts.next().is_some() || method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+    if parts.next().is_some()
+        || method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+    {
         return Err(HttpError::BadHead("bad request line"));
     }
     let minor_version = match version {
@@ -125,13 +130,17 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
         if count > MAX_HEADERS {
             return Err(HttpError::BadHead("too many headers"));
         }
-        let (name, value) = line.split_once(':').ok_or(HttpError::BadHead("header without colon"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(HttpError::BadHead("header without colon"))?;
         if name.is_empty() || name.bytes().any(|b| b == b' ' || b == b'\t') {
             return Err(HttpError::BadHead("bad header name"));
         }
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            let n: u64 = value.parse().map_err(|_| HttpError::BadFraming("bad Content-Length"))?;
+            let n: u64 = value
+                .parse()
+                .map_err(|_| HttpError::BadFraming("bad Content-Length"))?;
             if content_length.is_some_and(|c| c != n) {
                 return Err(HttpError::BadFraming("conflicting Content-Length headers"));
             }
@@ -163,7 +172,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
     // protocol.md §7 item 18: never mix Content-Length with Transfer-Encoding. RFC 9112 lets a
     // server reject such a request, which also keeps framing unambiguous.
     if has_te && content_length.is_some() {
-        return Err(HttpError::BadFraming("both Content-Length and Transfer-Encoding"));
+        return Err(HttpError::BadFraming(
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     let framing = if chunked {
         BodyFraming::Chunked
@@ -226,7 +237,11 @@ impl Default for ChunkedDecoder {
 impl ChunkedDecoder {
     /// A decoder at the start of a chunked body.
     pub fn new() -> Self {
-        Self { state: ChunkState::Size, line: Vec::new(), trailer_len: 0 }
+        Self {
+            state: ChunkState::Size,
+            line: Vec::new(),
+            trailer_len: 0,
+        }
     }
 
     /// True once the terminating zero-size chunk and the trailer were read.
@@ -247,7 +262,11 @@ impl ChunkedDecoder {
                     let take = remaining.min(avail) as usize;
                     let payload = &input[pos..pos + take];
                     let left = remaining - take as u64;
-                    self.state = if left == 0 { ChunkState::DataEnd(0) } else { ChunkState::Data(left) };
+                    self.state = if left == 0 {
+                        ChunkState::DataEnd(0)
+                    } else {
+                        ChunkState::Data(left)
+                    };
                     return Ok((pos + take, Some(payload)));
                 }
                 ChunkState::DataEnd(seen) => {
@@ -256,7 +275,11 @@ impl ChunkedDecoder {
                         return Err(HttpError::BadChunk("chunk data not followed by CRLF"));
                     }
                     pos += 1;
-                    self.state = if seen == 0 { ChunkState::DataEnd(1) } else { ChunkState::Size };
+                    self.state = if seen == 0 {
+                        ChunkState::DataEnd(1)
+                    } else {
+                        ChunkState::Size
+                    };
                 }
                 ChunkState::Size => {
                     let b = input[pos];
@@ -264,7 +287,11 @@ impl ChunkedDecoder {
                     if b == b'\n' {
                         let size = parse_chunk_size(&self.line)?;
                         self.line.clear();
-                        self.state = if size == 0 { ChunkState::Trailer } else { ChunkState::Data(size) };
+                        self.state = if size == 0 {
+                            ChunkState::Trailer
+                        } else {
+                            ChunkState::Data(size)
+                        };
                     } else {
                         if self.line.len() >= MAX_CHUNK_LINE {
                             return Err(HttpError::BadChunk("chunk-size line too long"));
@@ -297,7 +324,9 @@ impl ChunkedDecoder {
 }
 
 fn parse_chunk_size(line: &[u8]) -> Result<u64, HttpError> {
-    let line = line.strip_suffix(b"\r").ok_or(HttpError::BadChunk("chunk-size line not ended by CRLF"))?;
+    let line = line
+        .strip_suffix(b"\r")
+        .ok_or(HttpError::BadChunk("chunk-size line not ended by CRLF"))?;
     // Chunk extensions (";name=value") carry nothing we use.
     let digits = match line.iter().position(|&b| b == b';') {
         Some(p) => &line[..p],
@@ -389,12 +418,17 @@ mod tests {
 
     #[test]
     fn chunked_body_decodes_identically_whatever_the_read_sizes() {
-        let wire = b"5\r\nhello\r\n1A;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let wire =
+            b"5\r\nhello\r\n1A;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-T: 1\r\n\r\nNEXT";
         for piece in 1..wire.len() {
             let (out, done, consumed) = decode_all(wire, piece).unwrap();
             assert_eq!(out, b"helloabcdefghijklmnopqrstuvwxyz");
             assert!(done);
-            assert_eq!(consumed, wire.len() - 4, "bytes after the body stay unconsumed");
+            assert_eq!(
+                consumed,
+                wire.len() - 4,
+                "bytes after the body stay unconsumed"
+            );
         }
     }
 
@@ -402,7 +436,10 @@ mod tests {
     fn chunked_rejects_missing_crlf_and_bad_hex() {
         assert!(decode_all(b"5\r\nhelloX\r\n", 3).is_err());
         assert!(decode_all(b"zz\r\n", 3).is_err());
-        assert!(decode_all(b"5\nhello\r\n", 3).is_err(), "bare LF after size");
+        assert!(
+            decode_all(b"5\nhello\r\n", 3).is_err(),
+            "bare LF after size"
+        );
         assert!(decode_all(&[b'1'; 2000], 7).is_err());
     }
 

@@ -189,7 +189,13 @@ pub(crate) struct IngestValidator {
 }
 
 fn problem(kind: ViolationKind, status: u16, offset: u64, detail: impl Into<String>) -> Problem {
-    Problem { kind, status: Some(status), track: None, offset, detail: detail.into() }
+    Problem {
+        kind,
+        status: Some(status),
+        track: None,
+        offset,
+        detail: detail.into(),
+    }
 }
 
 impl IngestValidator {
@@ -242,7 +248,14 @@ impl IngestValidator {
             let next = match self.splitter.next_box() {
                 Ok(Some(b)) => b,
                 Ok(None) => return Ok(None),
-                Err(e) => return Err(self.fail(problem(ViolationKind::Malformed, 400, offset, e.to_string()))),
+                Err(e) => {
+                    return Err(self.fail(problem(
+                        ViolationKind::Malformed,
+                        400,
+                        offset,
+                        e.to_string(),
+                    )))
+                }
             };
             if let Err(p) = self.on_box(next.0, next.1, offset) {
                 return Err(self.fail(p));
@@ -258,14 +271,27 @@ impl IngestValidator {
         }
         let offset = self.splitter.offset();
         if self.splitter.buffered() > 0 {
-            let detail = format!("body ends inside a box ({} bytes left over)", self.splitter.buffered());
+            let detail = format!(
+                "body ends inside a box ({} bytes left over)",
+                self.splitter.buffered()
+            );
             return Err(self.fail(problem(ViolationKind::Malformed, 400, offset, detail)));
         }
         if self.state == State::ExpectMdat {
-            return Err(self.fail(problem(ViolationKind::BoxOrder, 400, offset, "body ends after a moof without its mdat")));
+            return Err(self.fail(problem(
+                ViolationKind::BoxOrder,
+                400,
+                offset,
+                "body ends after a moof without its mdat",
+            )));
         }
         if matches!(self.state, State::ExpectManifest | State::ExpectMoov) {
-            return Err(self.fail(problem(ViolationKind::BoxOrder, 400, offset, "body ends inside the header boxes")));
+            return Err(self.fail(problem(
+                ViolationKind::BoxOrder,
+                400,
+                offset,
+                "body ends inside the header boxes",
+            )));
         }
         Ok(())
     }
@@ -371,11 +397,15 @@ impl IngestValidator {
 
     fn build_header(&mut self, moov_bytes: Bytes, offset: u64) -> Result<StreamHeader, Problem> {
         let bad = |kind, status, detail: String| problem(kind, status, offset, detail);
-        let moov = parse_moov(&moov_bytes).map_err(|e| bad(ViolationKind::Malformed, 400, e.to_string()))?;
-        let (manifest_bytes, mtracks) = self
-            .manifest
-            .take()
-            .ok_or_else(|| bad(ViolationKind::BoxOrder, 400, "moov without live manifest".into()))?;
+        let moov = parse_moov(&moov_bytes)
+            .map_err(|e| bad(ViolationKind::Malformed, 400, e.to_string()))?;
+        let (manifest_bytes, mtracks) = self.manifest.take().ok_or_else(|| {
+            bad(
+                ViolationKind::BoxOrder,
+                400,
+                "moov without live manifest".into(),
+            )
+        })?;
         let ftyp = self.ftyp.take().unwrap_or_default();
         let mut tracks: Vec<HeaderTrack> = Vec::with_capacity(mtracks.len());
         for mt in &mtracks {
@@ -385,24 +415,63 @@ impl IngestValidator {
                 p.track = Some(label.clone());
                 p
             };
-            let track_id = mt
-                .track_id()
-                .ok_or_else(|| with_track(bad(ViolationKind::Manifest, 400, format!("track '{label}' has no numeric trackID param"))))?;
+            let track_id = mt.track_id().ok_or_else(|| {
+                with_track(bad(
+                    ViolationKind::Manifest,
+                    400,
+                    format!("track '{label}' has no numeric trackID param"),
+                ))
+            })?;
             if tracks.iter().any(|t| t.track_id == track_id) {
-                return Err(with_track(bad(ViolationKind::TrackId, 400, format!("trackID {track_id} declared twice in the live manifest"))));
+                return Err(with_track(bad(
+                    ViolationKind::TrackId,
+                    400,
+                    format!("trackID {track_id} declared twice in the live manifest"),
+                )));
             }
-            if tracks.iter().any(|t| t.name == name && t.bitrate == mt.system_bitrate) {
-                return Err(with_track(bad(ViolationKind::Manifest, 400, format!("two tracks named '{name}' with bitrate {}", mt.system_bitrate))));
+            if tracks
+                .iter()
+                .any(|t| t.name == name && t.bitrate == mt.system_bitrate)
+            {
+                return Err(with_track(bad(
+                    ViolationKind::Manifest,
+                    400,
+                    format!(
+                        "two tracks named '{name}' with bitrate {}",
+                        mt.system_bitrate
+                    ),
+                )));
             }
             let Some(trak) = moov.tracks.iter().find(|t| t.track_id == track_id) else {
-                return Err(with_track(bad(ViolationKind::TrackId, 400, format!("trackID {track_id} of the live manifest has no trak (tkhd IDs {:?})", moov.tracks.iter().map(|t| t.track_id).collect::<Vec<_>>()))));
+                return Err(with_track(bad(
+                    ViolationKind::TrackId,
+                    400,
+                    format!(
+                        "trackID {track_id} of the live manifest has no trak (tkhd IDs {:?})",
+                        moov.tracks.iter().map(|t| t.track_id).collect::<Vec<_>>()
+                    ),
+                )));
             };
             if !moov.trex_track_ids.contains(&track_id) {
-                return Err(with_track(bad(ViolationKind::TrackId, 400, format!("trackID {track_id} has no trex (trex IDs {:?})", moov.trex_track_ids))));
+                return Err(with_track(bad(
+                    ViolationKind::TrackId,
+                    400,
+                    format!(
+                        "trackID {track_id} has no trex (trex IDs {:?})",
+                        moov.trex_track_ids
+                    ),
+                )));
             }
             let timescale = mt.timescale();
             if timescale == 0 || trak.timescale != timescale {
-                return Err(with_track(bad(ViolationKind::Manifest, 400, format!("timescale param {timescale} but mdhd timescale {}", trak.timescale))));
+                return Err(with_track(bad(
+                    ViolationKind::Manifest,
+                    400,
+                    format!(
+                        "timescale param {timescale} but mdhd timescale {}",
+                        trak.timescale
+                    ),
+                )));
             }
             let kind = match mt.kind {
                 ManifestTrackKind::Video => TrackKind::Video,
@@ -410,17 +479,27 @@ impl IngestValidator {
                 ManifestTrackKind::Text => TrackKind::Text,
             };
             let fourcc = mt.fourcc().unwrap_or("").trim().to_ascii_uppercase();
-            let cpd_hex = mt.codec_private_data_hex().unwrap_or("").trim().to_ascii_uppercase();
+            let cpd_hex = mt
+                .codec_private_data_hex()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_uppercase();
             let cpd = mt.codec_private_data();
             let num = |k: &str| mt.param(k).and_then(|v| v.trim().parse::<u32>().ok());
             let mut nal_length_size = 4;
             match kind {
                 TrackKind::Video => {
-                    if !matches!(fourcc.as_str(), "H264" | "AVC1") || &trak.sample_entry != b"avc1" && &trak.sample_entry != b"avc3" {
+                    if !matches!(fourcc.as_str(), "H264" | "AVC1")
+                        || &trak.sample_entry != b"avc1" && &trak.sample_entry != b"avc3"
+                    {
                         return Err(with_track(bad(ViolationKind::UnsupportedCodec, 415, format!("video FourCC '{fourcc}' / sample entry '{}' (supported: H264 in avc1)", String::from_utf8_lossy(&trak.sample_entry)))));
                     }
                     let Some((sps, pps, len_size)) = &trak.avc else {
-                        return Err(with_track(bad(ViolationKind::CodecConfig, 400, "avc1 sample entry without avcC".into())));
+                        return Err(with_track(bad(
+                            ViolationKind::CodecConfig,
+                            400,
+                            "avc1 sample entry without avcC".into(),
+                        )));
                     };
                     nal_length_size = *len_size;
                     let mut expect = vec![0, 0, 0, 1];
@@ -428,15 +507,28 @@ impl IngestValidator {
                     expect.extend_from_slice(&[0, 0, 0, 1]);
                     expect.extend_from_slice(pps);
                     if cpd.as_deref() != Some(&expect[..]) {
-                        return Err(with_track(bad(ViolationKind::CodecConfig, 400, format!("CodecPrivateData {cpd_hex} differs from avcC SPS/PPS {}", hex::encode_upper(&expect)))));
+                        return Err(with_track(bad(
+                            ViolationKind::CodecConfig,
+                            400,
+                            format!(
+                                "CodecPrivateData {cpd_hex} differs from avcC SPS/PPS {}",
+                                hex::encode_upper(&expect)
+                            ),
+                        )));
                     }
                 }
                 TrackKind::Audio => {
-                    if !matches!(fourcc.as_str(), "AACL" | "AACH" | "AACP") || &trak.sample_entry != b"mp4a" {
+                    if !matches!(fourcc.as_str(), "AACL" | "AACH" | "AACP")
+                        || &trak.sample_entry != b"mp4a"
+                    {
                         return Err(with_track(bad(ViolationKind::UnsupportedCodec, 415, format!("audio FourCC '{fourcc}' / sample entry '{}' (supported: AACL/AACH/AACP in mp4a)", String::from_utf8_lossy(&trak.sample_entry)))));
                     }
                     let Some(asc) = &trak.aac_asc else {
-                        return Err(with_track(bad(ViolationKind::CodecConfig, 400, "mp4a sample entry without AudioSpecificConfig".into())));
+                        return Err(with_track(bad(
+                            ViolationKind::CodecConfig,
+                            400,
+                            "mp4a sample entry without AudioSpecificConfig".into(),
+                        )));
                     };
                     if cpd.as_deref() != Some(&asc[..]) {
                         return Err(with_track(bad(ViolationKind::CodecConfig, 400, format!("CodecPrivateData {cpd_hex} differs from esds AudioSpecificConfig {}", hex::encode_upper(asc)))));
@@ -454,8 +546,12 @@ impl IngestValidator {
                 codec_private_data: cpd_hex,
                 width: num("MaxWidth").unwrap_or(trak.width),
                 height: num("MaxHeight").unwrap_or(trak.height),
-                display_width: num("DisplayWidth").or(num("MaxWidth")).unwrap_or(trak.width),
-                display_height: num("DisplayHeight").or(num("MaxHeight")).unwrap_or(trak.height),
+                display_width: num("DisplayWidth")
+                    .or(num("MaxWidth"))
+                    .unwrap_or(trak.width),
+                display_height: num("DisplayHeight")
+                    .or(num("MaxHeight"))
+                    .unwrap_or(trak.height),
                 sampling_rate: num("SamplingRate").unwrap_or(trak.sample_rate),
                 channels: num("Channels").unwrap_or(u32::from(trak.channels)),
                 bits_per_sample: num("BitsPerSample").unwrap_or(16),
@@ -467,19 +563,49 @@ impl IngestValidator {
         }
         for t in &moov.tracks {
             if !tracks.iter().any(|h| h.track_id == t.track_id) {
-                return Err(bad(ViolationKind::TrackId, 400, format!("trak with track_ID {} not declared in the live manifest", t.track_id)));
+                return Err(bad(
+                    ViolationKind::TrackId,
+                    400,
+                    format!(
+                        "trak with track_ID {} not declared in the live manifest",
+                        t.track_id
+                    ),
+                ));
             }
         }
         let sha256: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-        Ok(StreamHeader { ftyp, manifest: manifest_bytes, moov: moov_bytes, sha256, tracks })
+        Ok(StreamHeader {
+            ftyp,
+            manifest: manifest_bytes,
+            moov: moov_bytes,
+            sha256,
+            tracks,
+        })
     }
 
-    fn on_fragment(&mut self, moof_bytes: Bytes, moof: Moof, moof_offset: u64, mdat: Bytes, mdat_header_len: usize) -> Result<(), Problem> {
+    fn on_fragment(
+        &mut self,
+        moof_bytes: Bytes,
+        moof: Moof,
+        moof_offset: u64,
+        mdat: Bytes,
+        mdat_header_len: usize,
+    ) -> Result<(), Problem> {
         let Some(header) = self.header.clone() else {
-            return Err(problem(ViolationKind::FragmentBeforeHeader, 412, moof_offset, "fragment before header"));
+            return Err(problem(
+                ViolationKind::FragmentBeforeHeader,
+                412,
+                moof_offset,
+                "fragment before header",
+            ));
         };
         if moof.trafs.is_empty() {
-            return Err(problem(ViolationKind::Malformed, 400, moof_offset, "moof without traf"));
+            return Err(problem(
+                ViolationKind::Malformed,
+                400,
+                moof_offset,
+                "moof without traf",
+            ));
         }
         let payload_len = mdat.len() - mdat_header_len;
         let mut expected_offset = moof_bytes.len() as u64 + mdat_header_len as u64;
@@ -488,53 +614,135 @@ impl IngestValidator {
         let mut out = Vec::with_capacity(moof.trafs.len());
         for traf in &moof.trafs {
             let Some(track) = header.track(traf.track_id) else {
-                return Err(problem(ViolationKind::TrackId, 400, moof_offset, format!("tfhd track_ID {} not declared in the header (trackIDs {:?})", traf.track_id, header.tracks.iter().map(|t| t.track_id).collect::<Vec<_>>())));
+                return Err(problem(
+                    ViolationKind::TrackId,
+                    400,
+                    moof_offset,
+                    format!(
+                        "tfhd track_ID {} not declared in the header (trackIDs {:?})",
+                        traf.track_id,
+                        header.tracks.iter().map(|t| t.track_id).collect::<Vec<_>>()
+                    ),
+                ));
             };
             let label = track.label();
-            let bad = |kind, status, detail: String| Problem { kind, status: Some(status), track: Some(label.clone()), offset: moof_offset, detail };
+            let bad = |kind, status, detail: String| Problem {
+                kind,
+                status: Some(status),
+                track: Some(label.clone()),
+                offset: moof_offset,
+                detail,
+            };
             if traf.base_data_offset.is_some() {
-                return Err(bad(ViolationKind::DataOffset, 400, "tfhd carries a base_data_offset (PIFF forbids it)".into()));
+                return Err(bad(
+                    ViolationKind::DataOffset,
+                    400,
+                    "tfhd carries a base_data_offset (PIFF forbids it)".into(),
+                ));
             }
             let Some(tfxd) = traf.tfxd else {
-                return Err(bad(ViolationKind::MissingTfxd, 400, format!("traf without tfxd (children {:?})", traf.children)));
+                return Err(bad(
+                    ViolationKind::MissingTfxd,
+                    400,
+                    format!("traf without tfxd (children {:?})", traf.children),
+                ));
             };
             if tfxd.version != 1 {
-                return Err(bad(ViolationKind::TfxdVersion, 400, format!("tfxd version {} (must be 1: 64-bit times)", tfxd.version)));
+                return Err(bad(
+                    ViolationKind::TfxdVersion,
+                    400,
+                    format!("tfxd version {} (must be 1: 64-bit times)", tfxd.version),
+                ));
             }
             if tfxd.absolute_time >= NEGATIVE_TIME {
-                return Err(bad(ViolationKind::NegativeTime, 400, format!("tfxd absolute time {} is negative ({}) as a signed value", tfxd.absolute_time, tfxd.absolute_time as i64)));
+                return Err(bad(
+                    ViolationKind::NegativeTime,
+                    400,
+                    format!(
+                        "tfxd absolute time {} is negative ({}) as a signed value",
+                        tfxd.absolute_time, tfxd.absolute_time as i64
+                    ),
+                ));
             }
             if traf.samples.is_empty() {
-                return Err(bad(ViolationKind::Malformed, 400, "traf without samples".into()));
+                return Err(bad(
+                    ViolationKind::Malformed,
+                    400,
+                    "traf without samples".into(),
+                ));
             }
             let sum: u64 = traf.samples.iter().map(|s| u64::from(s.duration)).sum();
             if sum != tfxd.duration {
-                return Err(bad(ViolationKind::TfxdDuration, 400, format!("tfxd duration {} but trun durations sum to {sum}", tfxd.duration)));
+                return Err(bad(
+                    ViolationKind::TfxdDuration,
+                    400,
+                    format!(
+                        "tfxd duration {} but trun durations sum to {sum}",
+                        tfxd.duration
+                    ),
+                ));
             }
-            let end = tfxd.absolute_time.checked_add(tfxd.duration).filter(|e| *e < NEGATIVE_TIME).ok_or_else(|| bad(ViolationKind::NegativeTime, 400, "tfxd time + duration overflows".into()))?;
+            let end = tfxd
+                .absolute_time
+                .checked_add(tfxd.duration)
+                .filter(|e| *e < NEGATIVE_TIME)
+                .ok_or_else(|| {
+                    bad(
+                        ViolationKind::NegativeTime,
+                        400,
+                        "tfxd time + duration overflows".into(),
+                    )
+                })?;
             let Some(data_offset) = traf.data_offset else {
-                return Err(bad(ViolationKind::DataOffset, 400, "trun without data_offset".into()));
+                return Err(bad(
+                    ViolationKind::DataOffset,
+                    400,
+                    "trun without data_offset".into(),
+                ));
             };
             if i64::from(data_offset) != expected_offset as i64 {
                 return Err(bad(ViolationKind::DataOffset, 400, format!("trun data_offset {data_offset}, expected {expected_offset} (moof size {} + mdat header {mdat_header_len}{})", moof_bytes.len(), if out.is_empty() { "" } else { " + previous trafs' samples" })));
             }
             let traf_len: u64 = traf.samples.iter().map(|s| u64::from(s.size)).sum();
-            let payload_start = (expected_offset - moof_bytes.len() as u64 - mdat_header_len as u64) as usize;
+            let payload_start =
+                (expected_offset - moof_bytes.len() as u64 - mdat_header_len as u64) as usize;
             payload_offsets.push(payload_start);
             payload_lens.push(traf_len as usize);
             expected_offset += traf_len;
-            if expected_offset - moof_bytes.len() as u64 - mdat_header_len as u64 > payload_len as u64 {
-                return Err(bad(ViolationKind::DataOffset, 400, format!("samples need {} bytes, mdat payload has {payload_len}", expected_offset - moof_bytes.len() as u64 - mdat_header_len as u64)));
+            if expected_offset - moof_bytes.len() as u64 - mdat_header_len as u64
+                > payload_len as u64
+            {
+                return Err(bad(
+                    ViolationKind::DataOffset,
+                    400,
+                    format!(
+                        "samples need {} bytes, mdat payload has {payload_len}",
+                        expected_offset - moof_bytes.len() as u64 - mdat_header_len as u64
+                    ),
+                ));
             }
             if track.kind == TrackKind::Video {
                 let first = traf.samples[0];
                 if first.flags & NON_SYNC != 0 {
-                    return Err(bad(ViolationKind::NotIdr, 400, format!("first sample flags {:#010x} mark a non-sync sample", first.flags)));
+                    return Err(bad(
+                        ViolationKind::NotIdr,
+                        400,
+                        format!(
+                            "first sample flags {:#010x} mark a non-sync sample",
+                            first.flags
+                        ),
+                    ));
                 }
                 let start = mdat_header_len + payload_start;
-                let sample = mdat.get(start..start + first.size as usize).unwrap_or_default();
+                let sample = mdat
+                    .get(start..start + first.size as usize)
+                    .unwrap_or_default();
                 if let Err(why) = check_idr(sample, track.nal_length_size) {
-                    return Err(bad(ViolationKind::NotIdr, 400, format!("first sample at time {}: {why}", tfxd.absolute_time)));
+                    return Err(bad(
+                        ViolationKind::NotIdr,
+                        400,
+                        format!("first sample at time {}: {why}", tfxd.absolute_time),
+                    ));
                 }
             }
             // Per-connection continuity and order (protocol.md §3.2, §8.4).
@@ -549,23 +757,52 @@ impl IngestValidator {
             }
             if let Some(prev) = ct.prev_sequence {
                 if moof.sequence <= prev {
-                    self.queued.push_back(IngestEvent::Warning(Problem { kind: ViolationKind::Sequence, status: None, track: Some(label.clone()), offset: moof_offset, detail: format!("mfhd sequence {} after {prev}", moof.sequence) }));
+                    self.queued.push_back(IngestEvent::Warning(Problem {
+                        kind: ViolationKind::Sequence,
+                        status: None,
+                        track: Some(label.clone()),
+                        offset: moof_offset,
+                        detail: format!("mfhd sequence {} after {prev}", moof.sequence),
+                    }));
                 }
             }
             ct.prev_end = Some(end);
             ct.prev_sequence = Some(moof.sequence);
-            out.push(IngestedFragment { track_id: traf.track_id, time: tfxd.absolute_time, duration: tfxd.duration, moof: Bytes::new(), mdat: Bytes::new() });
+            out.push(IngestedFragment {
+                track_id: traf.track_id,
+                time: tfxd.absolute_time,
+                duration: tfxd.duration,
+                moof: Bytes::new(),
+                mdat: Bytes::new(),
+            });
         }
         let used = expected_offset - moof_bytes.len() as u64 - mdat_header_len as u64;
         if used != payload_len as u64 {
-            return Err(problem(ViolationKind::DataOffset, 400, moof_offset, format!("samples fill {used} bytes of a {payload_len}-byte mdat payload")));
+            return Err(problem(
+                ViolationKind::DataOffset,
+                400,
+                moof_offset,
+                format!("samples fill {used} bytes of a {payload_len}-byte mdat payload"),
+            ));
         }
         if out.len() == 1 {
             out[0].moof = moof_bytes;
             out[0].mdat = mdat;
         } else {
-            let parts = mp4::split_moof(&moof_bytes, &mdat[mdat_header_len..], &payload_offsets, &payload_lens)
-                .ok_or_else(|| problem(ViolationKind::Malformed, 400, moof_offset, "cannot split multi-traf moof"))?;
+            let parts = mp4::split_moof(
+                &moof_bytes,
+                &mdat[mdat_header_len..],
+                &payload_offsets,
+                &payload_lens,
+            )
+            .ok_or_else(|| {
+                problem(
+                    ViolationKind::Malformed,
+                    400,
+                    moof_offset,
+                    "cannot split multi-traf moof",
+                )
+            })?;
             for (f, (m, d)) in out.iter_mut().zip(parts) {
                 f.moof = Bytes::from(m);
                 f.mdat = Bytes::from(d);
@@ -583,7 +820,10 @@ fn check_idr(sample: &[u8], len_size: u8) -> Result<(), String> {
     if !(1..=4).contains(&n) {
         return Err(format!("NAL length size {len_size}"));
     }
+    // Walk the whole sample: AVCC lengths must tile it exactly (Annex-B start codes read as
+    // lengths do not), and one of the NAL units must be an IDR slice.
     let mut pos = 0;
+    let mut idr = false;
     let mut types = Vec::new();
     while pos < sample.len() {
         let Some(lenb) = sample.get(pos..pos + n) else {
@@ -592,20 +832,25 @@ fn check_idr(sample: &[u8], len_size: u8) -> Result<(), String> {
         let len = lenb.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b));
         pos += n;
         let Some(nal) = sample.get(pos..pos + len) else {
-            return Err(format!("NAL of {len} bytes overruns the {}-byte sample (Annex-B start codes?)", sample.len()));
+            return Err(format!(
+                "NAL of {len} bytes overruns the {}-byte sample (Annex-B start codes?)",
+                sample.len()
+            ));
         };
         if let Some(h) = nal.first() {
             let t = h & 0x1f;
-            if t == 5 {
-                return Ok(());
-            }
+            idr |= t == 5;
             if types.len() < 8 {
                 types.push(t);
             }
         }
         pos += len;
     }
-    Err(format!("no IDR NAL unit (NAL types {types:?})"))
+    if idr {
+        Ok(())
+    } else {
+        Err(format!("no IDR NAL unit (NAL types {types:?})"))
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,14 @@
 //! `FourCC`, `CodecPrivateData`, `MaxWidth`/`MaxHeight`, `Channels`, `SamplingRate`,
 //! `BitsPerSample`, `PacketSize`, `AudioTag`. It never looks at `MajorVersion`/`MinorVersion`;
 //! we send 2/2 as MS-SSTR 2.2.2.1 requires for manifests that may use the `r` attribute.
-//! A live manifest makes it start 3 fragments before the live edge.
+//! A live manifest makes it start 3 fragments before the live edge and re-fetch the manifest
+//! every 2 × the shortest fragment duration.
+//!
+//! GStreamer 1.22 specifics found while testing: `playbin` cannot use `mssdemux2` (it needs a
+//! streams-aware context, i.e. `playbin3`) and falls back to `mssdemux`; `mssdemux2` plays a
+//! finished presentation but not a live one (its live fragment waiting time is a constant 1 s,
+//! so it re-schedules forever without downloading); qtdemux warns "failed to find fragment
+//! defaults" for every fragment (no trex in mss mode) — harmless.
 
 use std::fmt::Write as _;
 
@@ -60,7 +67,11 @@ pub(crate) fn rescale(v: u64, from: u32, to: u64) -> u64 {
 /// Builds the client manifest. `live`: the presentation may still grow (IsLive="TRUE" with a
 /// DVR window of `dvr_window_secs`); otherwise it is presented as finished (IsLive="FALSE",
 /// `Duration` = the end of the longest track) so players reach EOS.
-pub(crate) fn client_manifest(streams: &[StreamIndexInput<'_>], live: bool, dvr_window_secs: u64) -> String {
+pub(crate) fn client_manifest(
+    streams: &[StreamIndexInput<'_>],
+    live: bool,
+    dvr_window_secs: u64,
+) -> String {
     let mut x = String::with_capacity(4096);
     x.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     let duration = streams
@@ -168,7 +179,11 @@ mod tests {
             bitrate,
             kind,
             timescale: 10_000_000,
-            fourcc: if kind == TrackKind::Video { "H264".into() } else { "AACL".into() },
+            fourcc: if kind == TrackKind::Video {
+                "H264".into()
+            } else {
+                "AACL".into()
+            },
             codec_private_data: "1190".into(),
             width: 640,
             height: 360,
@@ -190,20 +205,35 @@ mod tests {
         let v2 = track(TrackKind::Video, "video", 300_000);
         let a = track(TrackKind::Audio, "au\"dio", 128_000);
         let streams = vec![
-            StreamIndexInput { qualities: vec![&v1, &v2], chunks: vec![(0, 20), (20, 20), (60, 20)] },
-            StreamIndexInput { qualities: vec![&a], chunks: vec![(5, 10)] },
+            StreamIndexInput {
+                qualities: vec![&v1, &v2],
+                chunks: vec![(0, 20), (20, 20), (60, 20)],
+            },
+            StreamIndexInput {
+                qualities: vec![&a],
+                chunks: vec![(5, 10)],
+            },
         ];
         let m = client_manifest(&streams, true, 120);
         let doc = roxmltree::Document::parse(&m).unwrap();
         let root = doc.root_element();
         assert_eq!(root.attribute("IsLive"), Some("TRUE"));
         assert_eq!(root.attribute("DVRWindowLength"), Some("1200000000"));
-        let si: Vec<_> = root.children().filter(|n| n.has_tag_name("StreamIndex")).collect();
+        let si: Vec<_> = root
+            .children()
+            .filter(|n| n.has_tag_name("StreamIndex"))
+            .collect();
         assert_eq!(si.len(), 2);
-        let ql: Vec<_> = si[0].children().filter(|n| n.has_tag_name("QualityLevel")).collect();
+        let ql: Vec<_> = si[0]
+            .children()
+            .filter(|n| n.has_tag_name("QualityLevel"))
+            .collect();
         assert_eq!(ql[0].attribute("Bitrate"), Some("300000"));
         let cs: Vec<_> = si[0].children().filter(|n| n.has_tag_name("c")).collect();
-        assert_eq!(cs.iter().map(|c| c.attribute("t")).collect::<Vec<_>>(), vec![Some("0"), None, Some("60")]);
+        assert_eq!(
+            cs.iter().map(|c| c.attribute("t")).collect::<Vec<_>>(),
+            vec![Some("0"), None, Some("60")]
+        );
         assert_eq!(si[1].attribute("Name"), Some("au\"dio"));
         assert_eq!(
             si[1].attribute("Url"),

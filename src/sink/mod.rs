@@ -145,9 +145,14 @@ pub struct SinkHandle {
 /// Starts a sink on its own tokio runtime (2 worker threads) in a background thread.
 /// Returns once the listening socket is bound.
 pub fn start(config: SinkConfig) -> Result<SinkHandle, SinkError> {
-    let std_listener = std::net::TcpListener::bind(config.listen)
-        .map_err(|source| SinkError::Bind { addr: config.listen, source })?;
-    std_listener.set_nonblocking(true).map_err(SinkError::Runtime)?;
+    let std_listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| SinkError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(SinkError::Runtime)?;
     let addr = std_listener.local_addr().map_err(SinkError::Runtime)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -186,7 +191,12 @@ pub fn start(config: SinkConfig) -> Result<SinkHandle, SinkError> {
         })
         .map_err(SinkError::Runtime)?;
     tracing::info!(%addr, "sink listening");
-    Ok(SinkHandle { addr, shared, shutdown_tx, thread: Some(thread) })
+    Ok(SinkHandle {
+        addr,
+        shared,
+        shutdown_tx,
+        thread: Some(thread),
+    })
 }
 
 impl SinkHandle {
@@ -253,7 +263,10 @@ pub fn write_report(report: &Report, path: &Path) -> Result<(), SinkError> {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
     })?;
-    std::fs::write(path, json).map_err(|source| SinkError::ReportFile { path: path.to_path_buf(), source })
+    std::fs::write(path, json).map_err(|source| SinkError::ReportFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Offline validation of one ingest POST body (the same per-connection checks the server runs,
@@ -315,7 +328,10 @@ pub struct BodyViolation {
 impl BodyValidator {
     /// A validator refusing top-level boxes larger than `max_box_size` bytes.
     pub fn new(max_box_size: u64) -> Self {
-        Self { inner: ingest::IngestValidator::new(max_box_size), pending: Default::default() }
+        Self {
+            inner: ingest::IngestValidator::new(max_box_size),
+            pending: Default::default(),
+        }
     }
 
     /// Appends body bytes.
@@ -333,18 +349,33 @@ impl BodyValidator {
             return Ok(Some(match e {
                 None => return Ok(None),
                 Some(ingest::IngestEvent::Header(h)) => BodyEvent::Header {
-                    tracks: h.tracks.iter().map(|t| (t.name.clone(), t.bitrate, t.track_id)).collect(),
+                    tracks: h
+                        .tracks
+                        .iter()
+                        .map(|t| (t.name.clone(), t.bitrate, t.track_id))
+                        .collect(),
                     sha256: h.sha256,
                 },
                 Some(ingest::IngestEvent::Fragments(f)) => {
                     // One event per traf (a multi-traf moof yields several).
                     let mut it = f.into_iter();
                     let Some(first) = it.next() else { continue };
-                    self.pending.extend(it.map(|x| BodyEvent::Fragment { track_id: x.track_id, time: x.time, duration: x.duration }));
-                    BodyEvent::Fragment { track_id: first.track_id, time: first.time, duration: first.duration }
+                    self.pending.extend(it.map(|x| BodyEvent::Fragment {
+                        track_id: x.track_id,
+                        time: x.time,
+                        duration: x.duration,
+                    }));
+                    BodyEvent::Fragment {
+                        track_id: first.track_id,
+                        time: first.time,
+                        duration: first.duration,
+                    }
                 }
                 Some(ingest::IngestEvent::Eos) => BodyEvent::EndOfStream,
-                Some(ingest::IngestEvent::Warning(p)) => BodyEvent::Warning { kind: p.kind, detail: p.detail },
+                Some(ingest::IngestEvent::Warning(p)) => BodyEvent::Warning {
+                    kind: p.kind,
+                    detail: p.detail,
+                },
             }));
         }
     }
@@ -361,5 +392,11 @@ impl BodyValidator {
 }
 
 fn to_body_violation(p: ingest::Problem) -> BodyViolation {
-    BodyViolation { kind: p.kind, status: p.status.unwrap_or(400), track: p.track, offset: p.offset, detail: p.detail }
+    BodyViolation {
+        kind: p.kind,
+        status: p.status.unwrap_or(400),
+        track: p.track,
+        offset: p.offset,
+        detail: p.detail,
+    }
 }

@@ -23,7 +23,10 @@ impl RawBox {
     #[cfg(test)]
     pub fn usertype<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
         if &self.fourcc == b"uuid" {
-            buf.get(self.header_len.checked_sub(16).map(|h| self.start + h)?..self.start + self.header_len)
+            buf.get(
+                self.header_len.checked_sub(16).map(|h| self.start + h)?
+                    ..self.start + self.header_len,
+            )
         } else {
             None
         }
@@ -70,7 +73,12 @@ fn one_box(buf: &[u8], pos: usize, limit: usize) -> Option<RawBox> {
     if size < header_len || end > limit {
         return None;
     }
-    Some(RawBox { fourcc, start: pos, header_len, end })
+    Some(RawBox {
+        fourcc,
+        start: pos,
+        header_len,
+        end,
+    })
 }
 
 fn put_u32(buf: &mut [u8], at: usize, v: u32) -> Option<()> {
@@ -104,7 +112,9 @@ pub(crate) fn filter_moov(moov: &[u8], track_id: u32) -> Option<Vec<u8>> {
         let bytes = &moov[c.start..c.end];
         match &c.fourcc {
             b"trak" => {
-                let tkhd = children_of(moov, &c)?.into_iter().find(|b| &b.fourcc == b"tkhd")?;
+                let tkhd = children_of(moov, &c)?
+                    .into_iter()
+                    .find(|b| &b.fourcc == b"tkhd")?;
                 let version = *moov.get(tkhd.start + 8)?;
                 // tkhd: version/flags, creation, modification (4 or 8 bytes each), then track_ID.
                 let id_at = tkhd.start + 12 + if version == 1 { 16 } else { 8 };
@@ -158,8 +168,13 @@ fn trun_offset_fields(buf: &[u8], traf: &RawBox) -> Option<Vec<usize>> {
 /// Sets `tfhd.track_ID` of every `traf` in `moof` to `track_id`, in place.
 pub(crate) fn patch_track_id(moof: &mut [u8], track_id: u32) -> Option<()> {
     let top = one_box(moof, 0, moof.len())?;
-    for traf in children_of(moof, &top)?.into_iter().filter(|b| &b.fourcc == b"traf") {
-        let tfhd = children_of(moof, &traf)?.into_iter().find(|b| &b.fourcc == b"tfhd")?;
+    for traf in children_of(moof, &top)?
+        .into_iter()
+        .filter(|b| &b.fourcc == b"traf")
+    {
+        let tfhd = children_of(moof, &traf)?
+            .into_iter()
+            .find(|b| &b.fourcc == b"tfhd")?;
         put_u32(moof, tfhd.start + 12, track_id)?;
     }
     Some(())
@@ -193,7 +208,11 @@ pub(crate) fn split_moof(
         let traf_at = m.len();
         m.extend_from_slice(traf_bytes);
         // Re-base every data_offset of this traf: old offsets pointed into the shared mdat.
-        let local = RawBox { start: traf_at, end: traf_at + traf_bytes.len(), ..**traf };
+        let local = RawBox {
+            start: traf_at,
+            end: traf_at + traf_bytes.len(),
+            ..**traf
+        };
         let fields = trun_offset_fields(&m, &local)?;
         let first_old = i64::from(get_u32(&m, *fields.first()?)? as i32);
         let new_first = i64::try_from(new_size + 8).ok()?;
@@ -244,7 +263,10 @@ pub(crate) fn insert_tfrf(moof: &[u8], entries: &[(u64, u64)]) -> Option<Vec<u8>
     out.extend_from_slice(&moof[traf.end..]);
     set_size(&mut out, &top, top.end - top.start + tfrf_len)?;
     set_size(&mut out, &traf, traf.end - traf.start + tfrf_len)?;
-    let grown = RawBox { end: traf.end + tfrf_len, ..traf };
+    let grown = RawBox {
+        end: traf.end + tfrf_len,
+        ..traf
+    };
     let delta = i64::try_from(tfrf_len).ok()?;
     for f in trun_offset_fields(&out, &grown)? {
         let old = i64::from(get_u32(&out, f)? as i32);
@@ -294,7 +316,10 @@ mod tests {
         assert_eq!(top.end, with.len());
         let traf = children_of(&with, &top).unwrap()[1];
         let kids = children_of(&with, &traf).unwrap();
-        assert_eq!(kids.last().unwrap().usertype(&with).unwrap(), &TFRF_UUID[..]);
+        assert_eq!(
+            kids.last().unwrap().usertype(&with).unwrap(),
+            &TFRF_UUID[..]
+        );
         let field = trun_offset_fields(&with, &traf).unwrap()[0];
         assert_eq!(get_u32(&with, field).unwrap() as usize, with.len() + 8);
     }

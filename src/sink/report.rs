@@ -176,12 +176,16 @@ pub struct Report {
 impl Report {
     /// The track named `name` (any bitrate, first match) on `pubpoint`.
     pub fn track(&self, pubpoint: &str, name: &str) -> Option<&TrackReport> {
-        self.tracks.iter().find(|t| t.pubpoint == pubpoint && t.name == name)
+        self.tracks
+            .iter()
+            .find(|t| t.pubpoint == pubpoint && t.name == name)
     }
 
     /// The stream `id` on `pubpoint`.
     pub fn stream(&self, pubpoint: &str, id: &str) -> Option<&StreamReport> {
-        self.streams.iter().find(|s| s.pubpoint == pubpoint && s.stream == id)
+        self.streams
+            .iter()
+            .find(|s| s.pubpoint == pubpoint && s.stream == id)
     }
 
     /// Violations that closed a connection with an error status.

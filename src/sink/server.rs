@@ -88,16 +88,31 @@ pub(crate) enum Route {
     Report,
     Faults,
     /// `…/name.isml/Streams(id)` (optionally with `/Events(e)` before it).
-    Ingest { pubpoint: String, stream: String },
+    Ingest {
+        pubpoint: String,
+        stream: String,
+    },
     /// `…/name.isml` itself (ASTool probes it).
-    PubPoint { pubpoint: String },
-    Manifest { pubpoint: String },
-    Fragment { pubpoint: String, bitrate: u32, name: String, time: u64 },
+    PubPoint {
+        pubpoint: String,
+    },
+    Manifest {
+        pubpoint: String,
+    },
+    Fragment {
+        pubpoint: String,
+        bitrate: u32,
+        name: String,
+        time: u64,
+    },
     NotFound,
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s.is_char_boundary(prefix.len()) && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
+    if s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+    {
         Some(&s[prefix.len()..])
     } else {
         None
@@ -131,7 +146,9 @@ pub(crate) fn route(path: &str) -> Route {
         _ => {}
     }
     let lower = path.to_ascii_lowercase();
-    let Some(idx) = lower.find(".isml") else { return Route::NotFound };
+    let Some(idx) = lower.find(".isml") else {
+        return Route::NotFound;
+    };
     let after = idx + ".isml".len();
     if lower.len() > after && !lower[after..].starts_with('/') {
         return Route::NotFound;
@@ -152,9 +169,10 @@ pub(crate) fn route(path: &str) -> Route {
     }
     if let Some(r) = strip_prefix_ci(rest, "Streams(") {
         return match r.strip_suffix(')') {
-            Some(id) if !id.is_empty() && id.len() <= 200 && !id.contains('/') => {
-                Route::Ingest { pubpoint, stream: percent_decode(id) }
-            }
+            Some(id) if !id.is_empty() && id.len() <= 200 && !id.contains('/') => Route::Ingest {
+                pubpoint,
+                stream: percent_decode(id),
+            },
             _ => Route::NotFound,
         };
     }
@@ -162,14 +180,27 @@ pub(crate) fn route(path: &str) -> Route {
         return Route::Manifest { pubpoint };
     }
     if let Some(r) = strip_prefix_ci(rest, "QualityLevels(") {
-        let Some((bitrate, r)) = r.split_once(')') else { return Route::NotFound };
-        let Some(r) = strip_prefix_ci(r, "/Fragments(") else { return Route::NotFound };
-        let Some(r) = r.strip_suffix(')') else { return Route::NotFound };
-        let Some((name, time)) = r.rsplit_once('=') else { return Route::NotFound };
+        let Some((bitrate, r)) = r.split_once(')') else {
+            return Route::NotFound;
+        };
+        let Some(r) = strip_prefix_ci(r, "/Fragments(") else {
+            return Route::NotFound;
+        };
+        let Some(r) = r.strip_suffix(')') else {
+            return Route::NotFound;
+        };
+        let Some((name, time)) = r.rsplit_once('=') else {
+            return Route::NotFound;
+        };
         let (Ok(bitrate), Ok(time)) = (bitrate.parse::<u32>(), time.parse::<u64>()) else {
             return Route::NotFound;
         };
-        return Route::Fragment { pubpoint, bitrate, name: percent_decode(name), time };
+        return Route::Fragment {
+            pubpoint,
+            bitrate,
+            name: percent_decode(name),
+            time,
+        };
     }
     Route::NotFound
 }
@@ -246,10 +277,15 @@ impl Conn {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let code = if e == HttpError::HeadTooLarge { 431 } else { 400 };
+                    let code = if e == HttpError::HeadTooLarge {
+                        431
+                    } else {
+                        400
+                    };
                     tracing::debug!(peer = %self.peer, error = %e, "bad request head");
                     self.shared.store().requests += 1;
-                    self.respond(code, "text/plain", e.to_string().as_bytes(), true).await;
+                    self.respond(code, "text/plain", e.to_string().as_bytes(), true)
+                        .await;
                     self.linger_close().await;
                     return None;
                 }
@@ -334,7 +370,13 @@ impl Conn {
                         }
                         Err(p) => {
                             self.shared.store().record(&pubpoint, Some(&stream), &p);
-                            self.respond(p.status.unwrap_or(503), "text/plain", p.detail.as_bytes(), true).await;
+                            self.respond(
+                                p.status.unwrap_or(503),
+                                "text/plain",
+                                p.detail.as_bytes(),
+                                true,
+                            )
+                            .await;
                             After::Close
                         }
                     }
@@ -347,29 +389,39 @@ impl Conn {
             ("GET", Route::Report) => {
                 let r = self.shared.report();
                 let body = serde_json::to_vec_pretty(&r).unwrap_or_default();
-                self.respond(200, "application/json", &body, !head.keep_alive).await;
+                self.respond(200, "application/json", &body, !head.keep_alive)
+                    .await;
                 self.after_unread_body(&head)
             }
             ("GET", Route::Faults) => {
                 let rules = self.shared.faults().rules();
                 let body = serde_json::to_vec_pretty(&rules).unwrap_or_default();
-                self.respond(200, "application/json", &body, !head.keep_alive).await;
+                self.respond(200, "application/json", &body, !head.keep_alive)
+                    .await;
                 self.after_unread_body(&head)
             }
             ("POST" | "PUT", Route::Faults) => {
                 let Some(body) = self.read_small_body(&head).await else {
-                    self.respond(400, "text/plain", b"bad or too large control body", true).await;
+                    self.respond(400, "text/plain", b"bad or too large control body", true)
+                        .await;
                     return After::Close;
                 };
                 match serde_json::from_slice::<Vec<FaultRule>>(&body) {
                     Ok(rules) => {
                         tracing::info!(rules = rules.len(), "sink fault rules replaced");
                         self.shared.faults().replace(rules, Instant::now());
-                        self.respond(200, "text/plain", b"ok", !head.keep_alive).await;
+                        self.respond(200, "text/plain", b"ok", !head.keep_alive)
+                            .await;
                         keep(&head)
                     }
                     Err(e) => {
-                        self.respond(400, "text/plain", format!("bad fault rules: {e}").as_bytes(), !head.keep_alive).await;
+                        self.respond(
+                            400,
+                            "text/plain",
+                            format!("bad fault rules: {e}").as_bytes(),
+                            !head.keep_alive,
+                        )
+                        .await;
                         keep(&head)
                     }
                 }
@@ -377,22 +429,59 @@ impl Conn {
             ("GET", Route::Manifest { pubpoint }) => {
                 let m = self.shared.store().client_manifest(&pubpoint);
                 match m {
-                    Some(xml) => self.respond(200, "text/xml; charset=utf-8", xml.as_bytes(), !head.keep_alive).await,
-                    None => self.respond(404, "text/plain", b"no such publishing point", !head.keep_alive).await,
+                    Some(xml) => {
+                        self.respond(
+                            200,
+                            "text/xml; charset=utf-8",
+                            xml.as_bytes(),
+                            !head.keep_alive,
+                        )
+                        .await
+                    }
+                    None => {
+                        self.respond(
+                            404,
+                            "text/plain",
+                            b"no such publishing point",
+                            !head.keep_alive,
+                        )
+                        .await
+                    }
                 }
                 self.after_unread_body(&head)
             }
-            ("GET", Route::Fragment { pubpoint, bitrate, name, time }) => {
-                let f = self.shared.store().fragment(&pubpoint, bitrate, &name, time);
+            (
+                "GET",
+                Route::Fragment {
+                    pubpoint,
+                    bitrate,
+                    name,
+                    time,
+                },
+            ) => {
+                let f = self
+                    .shared
+                    .store()
+                    .fragment(&pubpoint, bitrate, &name, time);
                 match f {
                     Some((moof, mdat)) => {
-                        let mut out = http::response_head(200, "video/mp4", moof.len() + mdat.len(), !head.keep_alive);
+                        let mut out = http::response_head(
+                            200,
+                            "video/mp4",
+                            moof.len() + mdat.len(),
+                            !head.keep_alive,
+                        );
                         out.extend_from_slice(&moof);
-                        if self.sock.write_all(&out).await.is_err() || self.sock.write_all(&mdat).await.is_err() {
+                        if self.sock.write_all(&out).await.is_err()
+                            || self.sock.write_all(&mdat).await.is_err()
+                        {
                             return After::Gone;
                         }
                     }
-                    None => self.respond(404, "text/plain", b"no such fragment", !head.keep_alive).await,
+                    None => {
+                        self.respond(404, "text/plain", b"no such fragment", !head.keep_alive)
+                            .await
+                    }
                 }
                 self.after_unread_body(&head)
             }
@@ -401,7 +490,8 @@ impl Conn {
                 After::Close
             }
             _ => {
-                self.respond(405, "text/plain", b"method not allowed here", true).await;
+                self.respond(405, "text/plain", b"method not allowed here", true)
+                    .await;
                 After::Close
             }
         }
@@ -458,19 +548,40 @@ impl Conn {
     }
 
     /// Receives, validates and stores one ingest body.
-    async fn ingest(&mut self, head: &RequestHead, pp: &str, stream: &str, fault: BodyFault) -> After {
-        let begun = self.shared.store().begin_body(pp, stream, head.user_agent.as_deref());
+    async fn ingest(
+        &mut self,
+        head: &RequestHead,
+        pp: &str,
+        stream: &str,
+        fault: BodyFault,
+    ) -> After {
+        let begun = self
+            .shared
+            .store()
+            .begin_body(pp, stream, head.user_agent.as_deref());
         let conn_no = match begun {
             Ok(n) => n,
             Err(p) => {
                 self.shared.store().record(pp, Some(stream), &p);
-                self.respond(p.status.unwrap_or(503), "text/plain", p.detail.as_bytes(), true).await;
+                self.respond(
+                    p.status.unwrap_or(503),
+                    "text/plain",
+                    p.detail.as_bytes(),
+                    true,
+                )
+                .await;
                 self.linger_close().await;
                 return After::Gone;
             }
         };
         tracing::debug!(peer = %self.peer, pubpoint = pp, stream, conn_no, "ingest body starts");
-        if head.expect_continue && self.sock.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+        if head.expect_continue
+            && self
+                .sock
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .is_err()
+        {
             self.shared.store().end_body(pp, stream, BodyEnd::Aborted);
             return After::Gone;
         }
@@ -491,8 +602,13 @@ impl Conn {
         let mut header: Option<Arc<StreamHeader>> = None;
         loop {
             // Consume what is buffered, but never past a fault's byte limit.
-            let limit_at = [fault.reset_after, fault.stall_after].into_iter().flatten().min();
-            let allowed = limit_at.map_or(usize::MAX, |l| usize::try_from(l.saturating_sub(wire)).unwrap_or(usize::MAX));
+            let limit_at = [fault.reset_after, fault.stall_after]
+                .into_iter()
+                .flatten()
+                .min();
+            let allowed = limit_at.map_or(usize::MAX, |l| {
+                usize::try_from(l.saturating_sub(wire)).unwrap_or(usize::MAX)
+            });
             let avail = self.buf.len().min(allowed);
             let payload_before = v.body_bytes();
             let mut pos = 0;
@@ -534,9 +650,17 @@ impl Conn {
             }
             self.buf.advance(pos);
             wire += pos as u64;
-            self.shared.store().body_bytes(pp, stream, v.body_bytes() - payload_before);
+            self.shared
+                .store()
+                .body_bytes(pp, stream, v.body_bytes() - payload_before);
             if let Some(e) = framing_error {
-                let p = Problem { kind: ViolationKind::Http, status: Some(400), track: None, offset: v.body_bytes(), detail: e.to_string() };
+                let p = Problem {
+                    kind: ViolationKind::Http,
+                    status: Some(400),
+                    track: None,
+                    offset: v.body_bytes(),
+                    detail: e.to_string(),
+                };
                 return self.reject(pp, stream, p).await;
             }
             if let Err(p) = self.drain(&mut v, pp, stream, &mut header) {
@@ -563,7 +687,9 @@ impl Conn {
                 return After::Gone;
             }
             let max = match fault.bytes_per_sec {
-                Some(bps) => usize::try_from((bps / 10).max(1)).unwrap_or(READ_CHUNK).min(READ_CHUNK),
+                Some(bps) => usize::try_from((bps / 10).max(1))
+                    .unwrap_or(READ_CHUNK)
+                    .min(READ_CHUNK),
                 None => READ_CHUNK,
             };
             let before = self.buf.len();
@@ -596,18 +722,35 @@ impl Conn {
         keep(head)
     }
 
-    fn drain(&self, v: &mut IngestValidator, pp: &str, stream: &str, header: &mut Option<Arc<StreamHeader>>) -> Result<(), Problem> {
+    /// Applies every event the validator has ready. The store lock is held across them (and
+    /// across archive writes): a test tool's simplicity over a production origin's throughput.
+    fn drain(
+        &self,
+        v: &mut IngestValidator,
+        pp: &str,
+        stream: &str,
+        header: &mut Option<Arc<StreamHeader>>,
+    ) -> Result<(), Problem> {
         let mut st = self.shared.store();
+        // Store-level problems (dedupe, header identity) carry the body position too.
+        let at = |mut p: Problem, offset: u64| {
+            if p.offset == 0 {
+                p.offset = offset;
+            }
+            p
+        };
         loop {
             match v.poll()? {
                 None => return Ok(()),
                 Some(IngestEvent::Header(h)) => {
-                    st.on_header(pp, stream, &h)?;
+                    st.on_header(pp, stream, &h)
+                        .map_err(|p| at(p, v.body_bytes()))?;
                     *header = Some(h);
                 }
                 Some(IngestEvent::Fragments(f)) => {
                     if let Some(h) = header.as_ref() {
-                        st.on_fragments(pp, stream, h, f)?;
+                        st.on_fragments(pp, stream, h, f)
+                            .map_err(|p| at(p, v.body_bytes()))?;
                     }
                 }
                 Some(IngestEvent::Eos) => st.eos(pp, stream),
@@ -624,7 +767,8 @@ impl Conn {
             st.end_body(pp, stream, BodyEnd::Rejected);
         }
         let body = format!("{:?}: {}\n", p.kind, p.detail);
-        self.respond(code, "text/plain", body.as_bytes(), true).await;
+        self.respond(code, "text/plain", body.as_bytes(), true)
+            .await;
         self.linger_close().await;
         After::Gone
     }
@@ -646,17 +790,38 @@ mod tests {
     fn routes_smooth_urls() {
         assert_eq!(
             route("/live.isml/Streams(test)"),
-            Route::Ingest { pubpoint: "live".into(), stream: "test".into() }
+            Route::Ingest {
+                pubpoint: "live".into(),
+                stream: "test".into()
+            }
         );
         assert_eq!(
             route("/a/b/ch1.isml/Events(e1)/streams(v-1)"),
-            Route::Ingest { pubpoint: "a/b/ch1".into(), stream: "v-1".into() }
+            Route::Ingest {
+                pubpoint: "a/b/ch1".into(),
+                stream: "v-1".into()
+            }
         );
-        assert_eq!(route("/live.isml"), Route::PubPoint { pubpoint: "live".into() });
-        assert_eq!(route("/live.isml/Manifest"), Route::Manifest { pubpoint: "live".into() });
+        assert_eq!(
+            route("/live.isml"),
+            Route::PubPoint {
+                pubpoint: "live".into()
+            }
+        );
+        assert_eq!(
+            route("/live.isml/Manifest"),
+            Route::Manifest {
+                pubpoint: "live".into()
+            }
+        );
         assert_eq!(
             route("/live.isml/QualityLevels(600000)/Fragments(video=666667)"),
-            Route::Fragment { pubpoint: "live".into(), bitrate: 600000, name: "video".into(), time: 666667 }
+            Route::Fragment {
+                pubpoint: "live".into(),
+                bitrate: 600000,
+                name: "video".into(),
+                time: 666667
+            }
         );
         assert_eq!(route("/live.ismlx/Manifest"), Route::NotFound);
         assert_eq!(route("/.isml/Manifest"), Route::NotFound);

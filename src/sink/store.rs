@@ -86,7 +86,9 @@ impl PubPoint {
     /// The presentation may still grow: a body is being received, or the latest body of some
     /// stream ended without the end-of-stream `mfra` (the encoder may reconnect).
     fn is_live(&self) -> bool {
-        self.streams.values().any(|s| s.active > 0 || (s.had_media && !s.ended))
+        self.streams
+            .values()
+            .any(|s| s.active > 0 || (s.had_media && !s.ended))
     }
 }
 
@@ -112,7 +114,13 @@ fn capacity(what: &str, limit: usize) -> Problem {
 
 impl Store {
     pub fn new(cfg: StoreConfig) -> Self {
-        Self { cfg, pubpoints: BTreeMap::new(), violations: Vec::new(), violations_truncated: 0, requests: 0 }
+        Self {
+            cfg,
+            pubpoints: BTreeMap::new(),
+            violations: Vec::new(),
+            violations_truncated: 0,
+            requests: 0,
+        }
     }
 
     fn pubpoint(&mut self, pp: &str) -> Result<&mut PubPoint, Problem> {
@@ -138,7 +146,12 @@ impl Store {
     }
 
     /// A POST with a body starts. Returns the connection number of this stream (1-based).
-    pub fn begin_body(&mut self, pp: &str, stream: &str, user_agent: Option<&str>) -> Result<u64, Problem> {
+    pub fn begin_body(
+        &mut self,
+        pp: &str,
+        stream: &str,
+        user_agent: Option<&str>,
+    ) -> Result<u64, Problem> {
         let s = self.stream(pp, stream)?;
         s.connections += 1;
         s.active += 1;
@@ -152,14 +165,22 @@ impl Store {
 
     /// Body bytes received on a stream.
     pub fn body_bytes(&mut self, pp: &str, stream: &str, n: u64) {
-        if let Some(s) = self.pubpoints.get_mut(pp).and_then(|p| p.streams.get_mut(stream)) {
+        if let Some(s) = self
+            .pubpoints
+            .get_mut(pp)
+            .and_then(|p| p.streams.get_mut(stream))
+        {
             s.bytes += n;
         }
     }
 
     /// A POST body ended.
     pub fn end_body(&mut self, pp: &str, stream: &str, how: BodyEnd) {
-        if let Some(s) = self.pubpoints.get_mut(pp).and_then(|p| p.streams.get_mut(stream)) {
+        if let Some(s) = self
+            .pubpoints
+            .get_mut(pp)
+            .and_then(|p| p.streams.get_mut(stream))
+        {
             s.active = s.active.saturating_sub(1);
             match how {
                 BodyEnd::Clean => s.clean_ends += 1,
@@ -171,7 +192,11 @@ impl Store {
 
     /// The end-of-stream `mfra` arrived on a stream.
     pub fn eos(&mut self, pp: &str, stream: &str) {
-        if let Some(s) = self.pubpoints.get_mut(pp).and_then(|p| p.streams.get_mut(stream)) {
+        if let Some(s) = self
+            .pubpoints
+            .get_mut(pp)
+            .and_then(|p| p.streams.get_mut(stream))
+        {
             s.mfra_seen += 1;
             s.ended = true;
         }
@@ -207,7 +232,12 @@ impl Store {
 
     /// A connection's header boxes were validated: check identity with the stream's first
     /// header, register (or match) its tracks, open archives.
-    pub fn on_header(&mut self, pp: &str, stream: &str, h: &Arc<StreamHeader>) -> Result<(), Problem> {
+    pub fn on_header(
+        &mut self,
+        pp: &str,
+        stream: &str,
+        h: &Arc<StreamHeader>,
+    ) -> Result<(), Problem> {
         let max_tracks = self.cfg.max_tracks;
         let archive_dir = self.cfg.archive.as_ref().map(|root| pubpoint_dir(root, pp));
         let s = self.stream(pp, stream)?;
@@ -261,15 +291,18 @@ impl Store {
             return Err(capacity("tracks", max_tracks));
         }
         for t in &h.tracks {
-            let track = p.tracks.entry((t.name.clone(), t.bitrate)).or_insert_with(|| Track {
-                info: t.clone(),
-                timeline: Timeline::default(),
-                archive: archive_dir.as_ref().map(|d| ArchiveFile::create(d, t, h)),
-                duplicates: 0,
-                violations: 0,
-                connections: BTreeMap::new(),
-                bytes: 0,
-            });
+            let track = p
+                .tracks
+                .entry((t.name.clone(), t.bitrate))
+                .or_insert_with(|| Track {
+                    info: t.clone(),
+                    timeline: Timeline::default(),
+                    archive: archive_dir.as_ref().map(|d| ArchiveFile::create(d, t, h)),
+                    duplicates: 0,
+                    violations: 0,
+                    connections: BTreeMap::new(),
+                    bytes: 0,
+                });
             *track.connections.entry(stream.to_string()).or_default() += 1;
         }
         Ok(())
@@ -285,13 +318,19 @@ impl Store {
     ) -> Result<(), Problem> {
         let window_secs = self.cfg.dvr_window_secs;
         let max_gaps = self.cfg.max_gaps;
-        let Some(p) = self.pubpoints.get_mut(pp) else { return Ok(()) };
+        let Some(p) = self.pubpoints.get_mut(pp) else {
+            return Ok(());
+        };
         if let Some(s) = p.streams.get_mut(stream) {
             s.fragments += frags.len() as u64;
         }
         for f in frags {
-            let Some(info) = h.track(f.track_id) else { continue };
-            let Some(track) = p.tracks.get_mut(&(info.name.clone(), info.bitrate)) else { continue };
+            let Some(info) = h.track(f.track_id) else {
+                continue;
+            };
+            let Some(track) = p.tracks.get_mut(&(info.name.clone(), info.bitrate)) else {
+                continue;
+            };
             match track.timeline.judge(f.time, f.duration) {
                 Verdict::Duplicate => track.duplicates += 1,
                 Verdict::Overlap { held_end } => {
@@ -312,7 +351,15 @@ impl Store {
                         a.append(&f.moof, &f.mdat, f.track_id);
                     }
                     track.bytes += f.len();
-                    track.timeline.insert(f.time, HeldFragment { duration: f.duration, moof: f.moof, mdat: f.mdat }, max_gaps + 1);
+                    track.timeline.insert(
+                        f.time,
+                        HeldFragment {
+                            duration: f.duration,
+                            moof: f.moof,
+                            mdat: f.mdat,
+                        },
+                        max_gaps + 1,
+                    );
                     let window = window_secs.saturating_mul(u64::from(track.info.timescale));
                     track.timeline.evict(window);
                 }
@@ -348,15 +395,28 @@ impl Store {
                         chunks.entry(*time).or_insert(f.duration);
                     }
                 }
-                StreamIndexInput { qualities: tracks.iter().map(|t| &t.info).collect(), chunks: chunks.into_iter().collect() }
+                StreamIndexInput {
+                    qualities: tracks.iter().map(|t| &t.info).collect(),
+                    chunks: chunks.into_iter().collect(),
+                }
             })
             .collect();
-        Some(manifest::client_manifest(&inputs, p.is_live(), self.cfg.dvr_window_secs))
+        Some(manifest::client_manifest(
+            &inputs,
+            p.is_live(),
+            self.cfg.dvr_window_secs,
+        ))
     }
 
     /// A served fragment: `moof` (with a `tfrf` listing the next held fragments while live)
     /// and `mdat`.
-    pub fn fragment(&self, pp: &str, bitrate: u32, name: &str, time: u64) -> Option<(Bytes, Bytes)> {
+    pub fn fragment(
+        &self,
+        pp: &str,
+        bitrate: u32,
+        name: &str,
+        time: u64,
+    ) -> Option<(Bytes, Bytes)> {
         let p = self.pubpoints.get(pp)?;
         let t = p.tracks.get(&(name.to_string(), bitrate))?;
         let f = t.timeline.get(time)?;
@@ -395,13 +455,24 @@ impl Store {
                     fragments: t.timeline.fragments,
                     first_time: t.timeline.first_time(),
                     last_end: t.timeline.last_end(),
-                    gaps: t.timeline.gaps().into_iter().map(|(from, to)| Gap { from, to }).collect(),
+                    gaps: t
+                        .timeline
+                        .gaps()
+                        .into_iter()
+                        .map(|(from, to)| Gap { from, to })
+                        .collect(),
                     gaps_truncated: t.timeline.gaps_truncated,
                     duplicates_dropped: t.duplicates,
                     violations: t.violations,
                     connections,
                     reconnects: connections - t.connections.len() as u64,
-                    streams: t.connections.keys().cloned().collect::<BTreeSet<_>>().into_iter().collect(),
+                    streams: t
+                        .connections
+                        .keys()
+                        .cloned()
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
                     bytes: t.bytes,
                     archive: t.archive.as_ref().map(|a| a.path.display().to_string()),
                     archive_error: t.archive.as_ref().and_then(|a| a.error.clone()),

@@ -88,7 +88,11 @@ impl Timeline {
             return Verdict::Accept;
         }
         if let Some(h) = self.held.get(&time) {
-            return if h.duration == duration { Verdict::Duplicate } else { Verdict::Overlap { held_end } };
+            return if h.duration == duration {
+                Verdict::Duplicate
+            } else {
+                Verdict::Overlap { held_end }
+            };
         }
         // Index of the first range ending after `time`.
         let i = self.covered.partition_point(|c| c.1 <= time);
@@ -98,7 +102,9 @@ impl Timeline {
             // Entirely inside accepted media that already left memory: a resend we can no longer
             // compare byte for byte; treat as duplicate.
             Some(&(s, e))
-                if s <= time && end <= e && self.held.keys().next().is_none_or(|first| time < *first) =>
+                if s <= time
+                    && end <= e
+                    && self.held.keys().next().is_none_or(|first| time < *first) =>
             {
                 Verdict::Duplicate
             }
@@ -124,9 +130,7 @@ impl Timeline {
         self.covered.splice(i..j, [(start, stop)]);
         // Bound memory: forget the oldest holes first.
         while self.covered.len() > max_ranges.max(1) {
-            let first_end = self.covered[1].1;
             self.covered[1].0 = self.covered[0].0;
-            self.covered[1].1 = first_end;
             self.covered.remove(0);
             self.gaps_truncated += 1;
         }
@@ -151,7 +155,11 @@ mod tests {
     use super::*;
 
     fn frag(d: u64) -> HeldFragment {
-        HeldFragment { duration: d, moof: Bytes::new(), mdat: Bytes::new() }
+        HeldFragment {
+            duration: d,
+            moof: Bytes::new(),
+            mdat: Bytes::new(),
+        }
     }
 
     #[test]
@@ -173,7 +181,10 @@ mod tests {
         assert_eq!(t.judge(125, 10), Verdict::Overlap { held_end: 150 });
         t.insert(130, frag(10), 100);
         assert!(t.gaps().is_empty());
-        assert_eq!((t.first_time(), t.last_end(), t.fragments), (Some(100), Some(150), 5));
+        assert_eq!(
+            (t.first_time(), t.last_end(), t.fragments),
+            (Some(100), Some(150), 5)
+        );
     }
 
     #[test]

@@ -62,7 +62,11 @@ pub fn split(body: &[u8]) -> Split {
         }
         i += 1;
     }
-    Split { header, fragments, tail }
+    Split {
+        header,
+        fragments,
+        tail,
+    }
 }
 
 /// A parsed HTTP response.
@@ -126,19 +130,29 @@ pub fn read_response(s: &mut TcpStream) -> Outcome {
             Ok(0) => return Outcome::Closed,
             Ok(n) => buf.extend_from_slice(&tmp[..n]),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return Outcome::Reset,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Outcome::Timeout,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Outcome::Timeout
+            }
             Err(e) => panic!("read error {e}"),
         }
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {
         match s.read(&mut tmp) {
@@ -148,12 +162,17 @@ pub fn read_response(s: &mut TcpStream) -> Outcome {
         }
     }
     body.truncate(len);
-    Outcome::Response(Response { status, headers, body })
+    Outcome::Response(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Sends a request head.
 pub fn send_head(s: &mut TcpStream, method: &str, path: &str, extra: &str) -> std::io::Result<()> {
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: sink\r\nUser-Agent: sink-test\r\n{extra}\r\n");
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: sink\r\nUser-Agent: sink-test\r\n{extra}\r\n");
     s.write_all(req.as_bytes())
 }
 
@@ -190,7 +209,12 @@ pub fn random_chunks(len: usize, max: usize, seed: u64) -> Vec<usize> {
 
 /// Writes `body` as a chunked request body with the given chunk sizes (write errors are
 /// ignored: the server may answer early and close). `terminate`: send the last chunk.
-pub fn write_chunked(s: &mut TcpStream, body: &[u8], sizes: &[usize], terminate: bool) -> std::io::Result<()> {
+pub fn write_chunked(
+    s: &mut TcpStream,
+    body: &[u8],
+    sizes: &[usize],
+    terminate: bool,
+) -> std::io::Result<()> {
     let mut pos = 0;
     let mut wire = Vec::with_capacity(body.len() + sizes.len() * 8 + 8);
     for &n in sizes {
@@ -210,7 +234,13 @@ pub fn write_chunked(s: &mut TcpStream, body: &[u8], sizes: &[usize], terminate:
 }
 
 /// Chunked POST of `body` on a fresh connection, random chunk sizes up to `max_chunk`.
-pub fn post_chunked(addr: SocketAddr, path: &str, body: &[u8], max_chunk: usize, seed: u64) -> Outcome {
+pub fn post_chunked(
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+    max_chunk: usize,
+    seed: u64,
+) -> Outcome {
     let mut s = connect(addr);
     let _ = send_head(&mut s, "POST", path, "Transfer-Encoding: chunked\r\n");
     let sizes = random_chunks(body.len(), max_chunk, seed);
@@ -221,17 +251,39 @@ pub fn post_chunked(addr: SocketAddr, path: &str, body: &[u8], max_chunk: usize,
 /// POST with Content-Length on a fresh connection.
 pub fn post_length(addr: SocketAddr, path: &str, body: &[u8]) -> Outcome {
     let mut s = connect(addr);
-    let _ = send_head(&mut s, "POST", path, &format!("Content-Length: {}\r\n", body.len()));
+    let _ = send_head(
+        &mut s,
+        "POST",
+        path,
+        &format!("Content-Length: {}\r\n", body.len()),
+    );
     let _ = s.write_all(body);
     read_response(&mut s)
 }
 
 /// Probe then chunked POST on ONE keep-alive connection (as ASTool does).
-pub fn probe_then_post(addr: SocketAddr, path: &str, body: &[u8], max_chunk: usize, seed: u64) -> (Outcome, Outcome) {
+pub fn probe_then_post(
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+    max_chunk: usize,
+    seed: u64,
+) -> (Outcome, Outcome) {
     let mut s = connect(addr);
-    send_head(&mut s, "POST", path, "Content-Length: 0\r\nConnection: keep-alive\r\n").unwrap();
+    send_head(
+        &mut s,
+        "POST",
+        path,
+        "Content-Length: 0\r\nConnection: keep-alive\r\n",
+    )
+    .unwrap();
     let first = read_response(&mut s);
-    let _ = send_head(&mut s, "POST", path, "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n");
+    let _ = send_head(
+        &mut s,
+        "POST",
+        path,
+        "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n",
+    );
     let sizes = random_chunks(body.len(), max_chunk, seed);
     let _ = write_chunked(&mut s, body, &sizes, true);
     (first, read_response(&mut s))
@@ -245,5 +297,8 @@ pub fn ffmpeg_decode(path: &std::path::Path) -> (bool, String) {
         .args(["-f", "null", "-"])
         .output()
         .expect("ffmpeg runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

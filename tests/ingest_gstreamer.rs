@@ -66,7 +66,10 @@ fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
         if r.tracks.len() == 2 && r.tracks.iter().all(|t| t.fragments >= 2) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "no fragments ingested: {r:#?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no fragments ingested: {r:#?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -120,10 +123,22 @@ fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
         .lines()
         .filter(|l| l.contains("ERROR") || l.contains("error:"))
         .collect();
-    assert!(errors.is_empty(), "GStreamer reported errors:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "GStreamer reported errors:\n{}",
+        errors.join("\n")
+    );
     // More than 10 s of media decoded in real time: 25 fps video, ~47 AAC buffers a second.
-    assert!(video >= 250, "decoded video frames: {video}\n{}", tail(&text));
-    assert!(audio >= 400, "decoded audio buffers: {audio}\n{}", tail(&text));
+    assert!(
+        video >= 250,
+        "decoded video frames: {video}\n{}",
+        tail(&text)
+    );
+    assert!(
+        audio >= 400,
+        "decoded audio buffers: {audio}\n{}",
+        tail(&text)
+    );
     assert!(summary.is_ok(), "{summary:?}");
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
 }

@@ -116,6 +116,16 @@ fn probe_and_post_on_one_keep_alive_connection_and_content_length_body() {
     let (p, r) = probe_then_post(s.addr(), "/ka.isml/Streams(one)", &body, 65536, 3);
     assert_eq!(p.status(), Some(200));
     assert_eq!(r.status(), Some(200));
+    // A chunked body with only the terminating chunk is a probe too.
+    let empty = post_chunked(s.addr(), "/ka.isml/Streams(one)", &[], 1, 0);
+    assert_eq!(empty.status(), Some(200));
+    let st = s.report().stream("ka", "one").cloned().unwrap();
+    assert_eq!((st.probes, st.connections, st.clean_ends), (2, 1, 1));
+    assert_eq!(
+        s.is_live("ka"),
+        Some(false),
+        "a probe does not reopen a finished stream"
+    );
     let r = post_length(s.addr(), "/cl.isml/Streams(one)", &body).response();
     assert_eq!(r.status, 200, "{}", r.text());
     let rep = s.report();

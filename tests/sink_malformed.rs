@@ -83,6 +83,16 @@ fn malformed_bodies_get_their_status_and_the_sink_keeps_serving() {
     let mut bad_duration = video0.clone();
     let n = u32_at(video0, 0) as usize; // tfxd is the last box of the moof
     bad_duration[n - 1] ^= 1;
+    // Annex-B start codes instead of AVCC lengths in the IDR sample (protocol.md §7 item 14).
+    let mut annexb = video0.clone();
+    let first_size = u32_at(&annexb, trun + 28) as usize; // trun flags 0xb05: duration, size, cto
+    let payload = u32_at(&annexb, 0) as usize + 8;
+    let mut pos = payload;
+    while pos < payload + first_size {
+        let len = u32_at(&annexb, pos) as usize;
+        set_u32(&mut annexb, pos, 1);
+        pos += 4 + len;
+    }
     let mut bad_brand = h.clone();
     bad_brand[8..12].copy_from_slice(b"mp42");
     let mut truncated = cat(&[h, video0]);
@@ -133,6 +143,13 @@ fn malformed_bodies_get_their_status_and_the_sink_keeps_serving() {
         Case {
             name: "first sample not sync",
             body: cat(&[h, &not_idr]),
+            terminate: true,
+            status: 400,
+            kind: ViolationKind::NotIdr,
+        },
+        Case {
+            name: "Annex-B start codes in the IDR sample",
+            body: cat(&[h, &annexb]),
             terminate: true,
             status: 400,
             kind: ViolationKind::NotIdr,

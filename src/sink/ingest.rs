@@ -820,7 +820,10 @@ fn check_idr(sample: &[u8], len_size: u8) -> Result<(), String> {
     if !(1..=4).contains(&n) {
         return Err(format!("NAL length size {len_size}"));
     }
+    // Walk the whole sample: AVCC lengths must tile it exactly (Annex-B start codes read as
+    // lengths do not), and one of the NAL units must be an IDR slice.
     let mut pos = 0;
+    let mut idr = false;
     let mut types = Vec::new();
     while pos < sample.len() {
         let Some(lenb) = sample.get(pos..pos + n) else {
@@ -836,16 +839,18 @@ fn check_idr(sample: &[u8], len_size: u8) -> Result<(), String> {
         };
         if let Some(h) = nal.first() {
             let t = h & 0x1f;
-            if t == 5 {
-                return Ok(());
-            }
+            idr |= t == 5;
             if types.len() < 8 {
                 types.push(t);
             }
         }
         pos += len;
     }
-    Err(format!("no IDR NAL unit (NAL types {types:?})"))
+    if idr {
+        Ok(())
+    } else {
+        Err(format!("no IDR NAL unit (NAL types {types:?})"))
+    }
 }
 
 #[cfg(test)]

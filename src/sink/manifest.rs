@@ -9,7 +9,14 @@
 //! `FourCC`, `CodecPrivateData`, `MaxWidth`/`MaxHeight`, `Channels`, `SamplingRate`,
 //! `BitsPerSample`, `PacketSize`, `AudioTag`. It never looks at `MajorVersion`/`MinorVersion`;
 //! we send 2/2 as MS-SSTR 2.2.2.1 requires for manifests that may use the `r` attribute.
-//! A live manifest makes it start 3 fragments before the live edge.
+//! A live manifest makes it start 3 fragments before the live edge and re-fetch the manifest
+//! every 2 × the shortest fragment duration.
+//!
+//! GStreamer 1.22 specifics found while testing: `playbin` cannot use `mssdemux2` (it needs a
+//! streams-aware context, i.e. `playbin3`) and falls back to `mssdemux`; `mssdemux2` plays a
+//! finished presentation but not a live one (its live fragment waiting time is a constant 1 s,
+//! so it re-schedules forever without downloading); qtdemux warns "failed to find fragment
+//! defaults" for every fragment (no trex in mss mode) — harmless.
 
 use std::fmt::Write as _;
 

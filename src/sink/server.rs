@@ -559,7 +559,7 @@ impl Conn {
             .shared
             .store()
             .begin_body(pp, stream, head.user_agent.as_deref());
-        let conn_no = match begun {
+        let (conn_no, token) = match begun {
             Ok(n) => n,
             Err(p) => {
                 self.shared.store().record(pp, Some(stream), &p);
@@ -609,7 +609,12 @@ impl Conn {
             let allowed = limit_at.map_or(usize::MAX, |l| {
                 usize::try_from(l.saturating_sub(wire)).unwrap_or(usize::MAX)
             });
-            let avail = self.buf.len().min(allowed);
+            // Slow read: consume at most a tenth of a second's worth per round, including bytes
+            // that arrived together with the request head.
+            let slow_quota = fault.bytes_per_sec.map_or(usize::MAX, |bps| {
+                usize::try_from((bps / 10).max(1)).unwrap_or(usize::MAX)
+            });
+            let avail = self.buf.len().min(allowed).min(slow_quota);
             let payload_before = v.body_bytes();
             let mut pos = 0;
             let done;
@@ -686,13 +691,15 @@ impl Conn {
                 self.reset();
                 return After::Gone;
             }
-            let max = match fault.bytes_per_sec {
-                Some(bps) => usize::try_from((bps / 10).max(1))
-                    .unwrap_or(READ_CHUNK)
-                    .min(READ_CHUNK),
-                None => READ_CHUNK,
-            };
-            let before = self.buf.len();
+            if let Some(bps) = fault.bytes_per_sec {
+                let secs = pos as f64 / bps.max(1) as f64;
+                tokio::time::sleep(Duration::from_secs_f64(secs.min(10.0))).await;
+            }
+            if pos > 0 && !self.buf.is_empty() {
+                // Throttled: more is buffered already.
+                continue;
+            }
+            let max = slow_quota.min(READ_CHUNK);
             match self.read_more(max).await {
                 ReadOutcome::Data => {}
                 outcome => {
@@ -707,21 +714,22 @@ impl Conn {
                     return After::Gone;
                 }
             }
-            if let Some(bps) = fault.bytes_per_sec {
-                let got = (self.buf.len() - before) as u64;
-                let secs = got as f64 / bps.max(1) as f64;
-                tokio::time::sleep(Duration::from_secs_f64(secs.min(10.0))).await;
-            }
         }
         if let Err(p) = v.finish() {
             return self.reject(pp, stream, p).await;
         }
-        self.shared.store().end_body(pp, stream, BodyEnd::Clean);
+        if v.body_bytes() == 0 {
+            self.shared.store().empty_body(pp, stream, token);
+        } else {
+            self.shared.store().end_body(pp, stream, BodyEnd::Clean);
+        }
         tracing::debug!(pubpoint = pp, stream, wire, "ingest body complete");
         self.respond(200, "text/plain", b"", !head.keep_alive).await;
         keep(head)
     }
 
+    /// Applies every event the validator has ready. The store lock is held across them (and
+    /// across archive writes): a test tool's simplicity over a production origin's throughput.
     fn drain(
         &self,
         v: &mut IngestValidator,
@@ -730,16 +738,25 @@ impl Conn {
         header: &mut Option<Arc<StreamHeader>>,
     ) -> Result<(), Problem> {
         let mut st = self.shared.store();
+        // Store-level problems (dedupe, header identity) carry the body position too.
+        let at = |mut p: Problem, offset: u64| {
+            if p.offset == 0 {
+                p.offset = offset;
+            }
+            p
+        };
         loop {
             match v.poll()? {
                 None => return Ok(()),
                 Some(IngestEvent::Header(h)) => {
-                    st.on_header(pp, stream, &h)?;
+                    st.on_header(pp, stream, &h)
+                        .map_err(|p| at(p, v.body_bytes()))?;
                     *header = Some(h);
                 }
                 Some(IngestEvent::Fragments(f)) => {
                     if let Some(h) = header.as_ref() {
-                        st.on_fragments(pp, stream, h, f)?;
+                        st.on_fragments(pp, stream, h, f)
+                            .map_err(|p| at(p, v.body_bytes()))?;
                     }
                 }
                 Some(IngestEvent::Eos) => st.eos(pp, stream),

@@ -32,6 +32,13 @@ pub(crate) struct StoreConfig {
     pub max_gaps: usize,
 }
 
+/// Stream state before a body began, to undo it if the body is empty.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyToken {
+    ended: bool,
+    had_media: bool,
+}
+
 /// How a request body ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyEnd {
@@ -145,14 +152,19 @@ impl Store {
         Ok(())
     }
 
-    /// A POST with a body starts. Returns the connection number of this stream (1-based).
+    /// A POST with a body starts. Returns the connection number of this stream (1-based) and
+    /// what [`empty_body`](Self::empty_body) needs to undo it.
     pub fn begin_body(
         &mut self,
         pp: &str,
         stream: &str,
         user_agent: Option<&str>,
-    ) -> Result<u64, Problem> {
+    ) -> Result<(u64, BodyToken), Problem> {
         let s = self.stream(pp, stream)?;
+        let token = BodyToken {
+            ended: s.ended,
+            had_media: s.had_media,
+        };
         s.connections += 1;
         s.active += 1;
         s.ended = false;
@@ -160,7 +172,23 @@ impl Store {
         if let Some(ua) = user_agent {
             s.user_agent = Some(ua.to_string());
         }
-        Ok(s.connections)
+        Ok((s.connections, token))
+    }
+
+    /// A body that turned out empty (e.g. a chunked probe: just the terminating chunk) counts
+    /// as a probe, not a connection.
+    pub fn empty_body(&mut self, pp: &str, stream: &str, token: BodyToken) {
+        if let Some(s) = self
+            .pubpoints
+            .get_mut(pp)
+            .and_then(|p| p.streams.get_mut(stream))
+        {
+            s.connections = s.connections.saturating_sub(1);
+            s.active = s.active.saturating_sub(1);
+            s.probes += 1;
+            s.ended = token.ended;
+            s.had_media = token.had_media;
+        }
     }
 
     /// Body bytes received on a stream.

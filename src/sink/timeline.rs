@@ -130,9 +130,7 @@ impl Timeline {
         self.covered.splice(i..j, [(start, stop)]);
         // Bound memory: forget the oldest holes first.
         while self.covered.len() > max_ranges.max(1) {
-            let first_end = self.covered[1].1;
             self.covered[1].0 = self.covered[0].0;
-            self.covered[1].1 = first_end;
             self.covered.remove(0);
             self.gaps_truncated += 1;
         }

@@ -30,6 +30,12 @@ enum Command {
         /// Profile TOML file.
         profile: PathBuf,
     },
+    /// List the capture hardware this box sees (V4L2 video, ALSA capture), to write its hw map.
+    Hw {
+        /// JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -72,6 +78,16 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run(args),
+        Command::Hw { json } => match smoothcast::hw::list::run(json) {
+            Ok(listing) => {
+                print!("{listing}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

@@ -5,7 +5,9 @@
 //! real-time mode (paced by the injected clock) and a fast mode (as fast as the consumer takes).
 
 pub mod file;
+pub mod loss;
 pub mod synthetic;
+pub mod v4l2;
 
 use crate::time::{Clocks, FrameIndex, SampleIndex};
 use std::sync::Arc;

@@ -5,7 +5,9 @@
 //! allocation. Packed 4:2:2 (UYVY, YUYV) loses half its chroma rows: each I420 chroma sample is
 //! the rounded mean of the two 4:2:2 samples above each other, which is exactly what FFmpeg's
 //! swscale does for `uyvy422 → yuv420p` (the tests compare byte for byte). MJPEG is decoded by
-//! FFmpeg's `mjpeg` decoder and converted (full → limited range, 4:2:2 → 4:2:0) by swscale.
+//! FFmpeg's `mjpeg` decoder and converted (full → limited range, 4:2:2 → 4:2:0) by swscale
+//! with the flags of FFmpeg's own command line (bicubic), so it matches `ffmpeg -pix_fmt
+//! yuv420p` byte for byte too.
 //!
 //! Strides: V4L2 drivers may pad every line (`bytesperline` > the minimum); single-buffer
 //! NV12 keeps the luma stride for its interleaved chroma plane, YUV420 (`YU12`) halves it for
@@ -407,7 +409,7 @@ impl MjpegDecoder {
                     cw,
                     ch,
                     ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
-                    ffi::SWS_BILINEAR,
+                    ffi::SWS_BICUBIC,
                     ptr::null_mut(),
                     ptr::null_mut(),
                     ptr::null(),

@@ -6,18 +6,21 @@
 //!
 //! * The first buffer lands on the slot nearest to its time, counted from the slot the source
 //!   was asked to start at and that slot's due time (never before that slot). That buffer
-//!   **anchors** the mapping: later buffers go to `anchor slot + round((t − anchor time) /
-//!   frame period)`, so the grid follows the card's phase instead of an arbitrary one (anchoring
-//!   on the channel's own slot boundaries would put a card whose buffers arrive half a period
-//!   off on the rounding edge, flipping between slots on every bit of jitter).
+//!   **anchors** the mapping: slot `s` is due at `anchor time + (s − anchor slot) × period`, so
+//!   the grid follows the card's phase instead of an arbitrary one.
 //! * The anchor time is refined as the mean phase of the first [`PHASE_BUFFERS`] buffers, so
-//!   one jittery first buffer does not eat the rounding margin; after that it is fixed, so a
-//!   card whose clock drifts against the master clock shows up as an occasional duplicate or
-//!   skipped slot — counted, not hidden (following the card's drift would shift the pictures
-//!   against the audio and against the other box of a 1+1 pair).
-//! * Two buffers in one slot: the later one is dropped ([`Placement::Duplicate`]). A slot with
-//!   no buffer: [`Placement::Slot::skipped`] says how many slots were passed over; the source
-//!   repeats the previous picture there.
+//!   one jittery first buffer does not eat the margins; after that it is fixed, so a card whose
+//!   clock drifts against the master clock shows up as an occasional duplicate or skipped slot
+//!   — counted, not hidden (following the card's drift would shift the pictures against the
+//!   audio and against the other box of a 1+1 pair).
+//! * Each buffer goes to the **next free slot** unless it is clearly off it: more than
+//!   [`TOLERANCE_TENTHS`]/10 of a period early (its slot is already filled: a duplicate, the
+//!   later buffer is dropped) or late (slots were missed: they are skipped, the source repeats
+//!   the previous picture there). Plain nearest-slot rounding would flip between slot pairs for
+//!   as long as a drifting card's phase sits on the rounding edge (a 30 fps webcam on a 29.97
+//!   grid: dozens of duplicate/skip pairs instead of one clean drop every 33 s); the ±0.8
+//!   period window is hysteresis wider than any jitter seen in practice, and bounds a picture's
+//!   offset from its true capture time to 0.8 of a period.
 //! * Timestamps that run backwards for [`RESYNC_AFTER_SECS`] of consecutive buffers (a driver
 //!   restarting its clock) re-anchor the mapping at the next free slot.
 
@@ -26,6 +29,10 @@ use std::time::Duration;
 
 /// Buffers whose phase is averaged into the anchor.
 pub const PHASE_BUFFERS: u32 = 16;
+
+/// How far (tenths of a frame period) a buffer may be off the next free slot and still go
+/// there.
+pub const TOLERANCE_TENTHS: i128 = 8;
 
 /// Seconds of consecutive duplicates after which the mapping is re-anchored.
 pub const RESYNC_AFTER_SECS: u64 = 1;
@@ -155,12 +162,16 @@ impl GridMapper {
                 return self.fill(slot);
             }
         };
-        let k = self.periods_in(t - anchor.time);
-        let slot_i = i128::from(anchor.slot.0) + k;
-        if slot_i < i128::from(self.next.0) {
+        // Offset of this buffer from the next free slot's due time, in ns.
+        let (pn, pd) = self.period();
+        let next_due = anchor.time + self.span(i128::from(self.next.0) - i128::from(anchor.slot.0));
+        let dt = t - next_due;
+        // dt / period < −0.8  ⇔  10·dt·pd < −8·pn
+        if 10 * dt * pd < -TOLERANCE_TENTHS * pn {
             self.stats.duplicates += 1;
             self.duplicate_run += 1;
-            let index = FrameIndex(u64::try_from(slot_i.max(0)).unwrap_or(0));
+            let back = (-self.periods_in(dt)).max(1);
+            let index = FrameIndex(u64::try_from(i128::from(self.next.0) - back).unwrap_or(0));
             if self.duplicate_run >= self.resync_after() {
                 // The driver's clock went backwards: start over at the next free slot.
                 self.stats.resyncs += 1;
@@ -171,8 +182,12 @@ impl GridMapper {
             }
             return Placement::Duplicate { index };
         }
+        let slot_i = if 10 * dt * pd >= TOLERANCE_TENTHS * pn {
+            i128::from(self.next.0) + self.periods_in(dt).max(1)
+        } else {
+            i128::from(self.next.0)
+        };
         let slot = FrameIndex(u64::try_from(slot_i).unwrap_or(u64::MAX));
-        let (pn, pd) = self.period();
         if let Some(a) = self.anchor.as_mut() {
             if a.phase_count < PHASE_BUFFERS {
                 // This buffer's estimate of the anchor slot's time, averaged in.

@@ -131,6 +131,7 @@ fn run(args: RunArgs) -> ExitCode {
         archive,
         push: !args.no_push,
         clocks,
+        inputs: Default::default(),
     };
     let started = Instant::now();
     let handle = match channel::start(&plan, opts) {

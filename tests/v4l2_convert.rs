@@ -86,10 +86,19 @@ fn yuv420_is_copied_unchanged() {
     assert_same(&out, &src, "YU12");
 }
 
+/// Format, fixture, (row length, rows) per plane, padding per plane, resulting bytesperline.
+type PaddedCase = (
+    PixelFormat,
+    &'static str,
+    Vec<(usize, usize)>,
+    Vec<usize>,
+    u32,
+);
+
 #[test]
 fn padded_lines_give_the_same_picture_in_every_raw_format() {
     let (w, h) = (W as usize, H as usize);
-    let cases: [(PixelFormat, &str, Vec<(usize, usize)>, Vec<usize>, u32); 4] = [
+    let cases: [PaddedCase; 4] = [
         (
             PixelFormat::Uyvy,
             "testsrc-128x72.uyvy",

@@ -709,6 +709,137 @@ fn letter(c: u8) -> [u8; 7] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Channel inputs
+// ---------------------------------------------------------------------------------------------
+
+/// Counters of a channel's two inputs.
+#[derive(Clone, Debug, Default)]
+pub struct ChannelInputCounters {
+    pub video: Arc<InputCounters>,
+    pub audio: Arc<InputCounters>,
+}
+
+/// A snapshot of a channel's input counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InputsStatus {
+    pub video: InputStatus,
+    pub audio: InputStatus,
+}
+
+impl ChannelInputCounters {
+    /// The current values.
+    pub fn snapshot(&self) -> InputsStatus {
+        InputsStatus {
+            video: self.video.snapshot(),
+            audio: self.audio.snapshot(),
+        }
+    }
+}
+
+/// Why a channel's device input cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The box's hw map is missing, invalid, or lacks the profile's input.
+    #[error(transparent)]
+    Hw(#[from] crate::hw::HwError),
+}
+
+impl InputError {
+    /// True when the profile or the map is wrong rather than the machine.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            InputError::Hw(e) => e.is_bad_input(),
+        }
+    }
+}
+
+/// The channel's video source when it is a device input (or the test override): resolved
+/// through the box's hw map, opened with V4L2 and wrapped in the loss policy. `None` for
+/// synthetic and file inputs, which never lose signal. `first` is the first frame slot, due
+/// now.
+pub fn channel_video(
+    plan: &crate::profile::Plan,
+    opts: &InputOptions,
+    first: FrameIndex,
+    pacing: &Pacing,
+    clocks: Arc<dyn Clocks>,
+    counters: Arc<InputCounters>,
+) -> Result<Option<ResilientVideo>, InputError> {
+    let fallback = plan
+        .rungs
+        .first()
+        .map_or((1280, 720), |r| (r.width, r.height));
+    let wrap = |name: &str, factory: VideoFactory, policy: LossPolicy| {
+        ResilientVideo::new(
+            name,
+            factory,
+            policy,
+            plan.rate,
+            first,
+            fallback,
+            pacing.clone(),
+            clocks.clone(),
+            counters.clone(),
+        )
+    };
+    if let Some(factory) = &opts.video {
+        let policy = opts.loss.clone().unwrap_or_default();
+        return Ok(Some(wrap("video", factory.clone(), policy)));
+    }
+    let crate::profile::VideoInput::Device { input } = &plan.video_input else {
+        return Ok(None);
+    };
+    let path = opts
+        .hw_map
+        .clone()
+        .unwrap_or_else(crate::hw::default_map_path);
+    let map = crate::hw::HwMap::load(&path)?;
+    let resolved = crate::hw::resolve(plan, &map)?;
+    let Some(device) = resolved.video else {
+        return Ok(None);
+    };
+    let policy = opts.loss.clone().unwrap_or_else(|| map.loss.clone());
+    let want = super::v4l2::negotiate::Want {
+        width: fallback.0,
+        height: fallback.1,
+        rate: plan.rate,
+    };
+    tracing::info!(input = %input, device = %device.path.display(), map = %path.display(), "video input resolved");
+    let factory = super::v4l2::device::factory(
+        device,
+        want,
+        clocks.clone(),
+        policy.no_signal_after,
+        counters.clone(),
+    );
+    Ok(Some(wrap(input, factory, policy)))
+}
+
+/// The channel's audio source when the test override supplies one, wrapped in the loss policy;
+/// `None` otherwise. `first` is the first sample, due now.
+pub fn channel_audio(
+    plan: &crate::profile::Plan,
+    opts: &InputOptions,
+    first: SampleIndex,
+    pacing: &Pacing,
+    clocks: Arc<dyn Clocks>,
+    counters: Arc<InputCounters>,
+) -> Option<ResilientAudio> {
+    let factory = opts.audio.as_ref()?;
+    Some(ResilientAudio::new(
+        "audio",
+        factory.clone(),
+        &opts.loss.clone().unwrap_or_default(),
+        plan.audio.sample_rate,
+        plan.audio.channels,
+        first,
+        pacing.clone(),
+        clocks,
+        counters,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Audio
 // ---------------------------------------------------------------------------------------------
 

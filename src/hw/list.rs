@@ -177,7 +177,7 @@ pub fn parse_hw_params(text: &str) -> Option<(String, String)> {
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k))
-            .map(|v| v.trim().split_whitespace().next().unwrap_or("").to_string())
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
     };
     let ch = field("channels:")?;
     let rate = field("rate:")?;

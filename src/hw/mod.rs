@@ -77,9 +77,10 @@ pub enum HwError {
 }
 
 impl HwError {
-    /// True when the map or the profile is wrong (exit code 2), not the machine.
+    /// True when the map or the profile is wrong (exit code 2) rather than the run. Every hw
+    /// map error is: a missing or unreadable map is the box's configuration too.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, HwError::Read { .. })
+        true
     }
 }
 

@@ -447,10 +447,10 @@ impl MjpegDecoder {
         // SAFETY: reading the plane pointers and strides of a decoded frame.
         unsafe {
             let f = &*self.frame.as_ptr();
-            for i in 0..3 {
-                src_ptr[i] = f.data[i];
-                src_stride[i] = f.linesize[i];
+            for (dst, src) in src_ptr.iter_mut().zip(&f.data[..3]) {
+                *dst = src.cast_const();
             }
+            src_stride[..3].copy_from_slice(&f.linesize[..3]);
         }
         let base = dst.as_mut_ptr();
         for i in 0..3 {

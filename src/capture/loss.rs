@@ -95,16 +95,27 @@ pub struct InputCounters {
 /// A snapshot of [`InputCounters`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InputStatus {
+    /// Pictures (video) or sample frames (audio) delivered live.
     pub live: u64,
+    /// Pictures repeated (skipped slots and the freeze after a loss).
     pub repeated: u64,
+    /// Black pictures.
     pub black: u64,
+    /// Slate pictures.
     pub slate: u64,
+    /// Audio sample frames of silence filled in.
     pub silence: u64,
+    /// Grid slots the device skipped.
     pub skipped: u64,
+    /// Buffers dropped because their slot already had one.
     pub duplicates: u64,
+    /// Damaged or unconvertible buffers.
     pub damaged: u64,
+    /// Times the input was lost.
     pub losses: u64,
+    /// Successful reopens after a loss.
     pub reopens: u64,
+    /// The input is lost right now.
     pub lost: bool,
 }
 
@@ -132,6 +143,7 @@ impl InputCounters {
 /// `slot` being due at `due` on the injected clocks' monotonic time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GridStart {
+    /// The first slot the source may fill.
     pub slot: FrameIndex,
     /// Monotonic time (the clocks' domain) at which `slot` is due.
     pub due: Duration,
@@ -141,6 +153,7 @@ pub struct GridStart {
 /// due at `due` on the injected clocks' monotonic time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AudioStart {
+    /// The first sample (audio grid index) the source may deliver.
     pub sample: SampleIndex,
     /// Monotonic time (the clocks' domain) at which `sample` is due.
     pub due: Duration,
@@ -715,14 +728,18 @@ fn letter(c: u8) -> [u8; 7] {
 /// Counters of a channel's two inputs.
 #[derive(Clone, Debug, Default)]
 pub struct ChannelInputCounters {
+    /// The video input's counters.
     pub video: Arc<InputCounters>,
+    /// The audio input's counters.
     pub audio: Arc<InputCounters>,
 }
 
 /// A snapshot of a channel's input counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InputsStatus {
+    /// The video input.
     pub video: InputStatus,
+    /// The audio input.
     pub audio: InputStatus,
 }
 

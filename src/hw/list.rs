@@ -44,7 +44,9 @@ pub struct VideoNode {
 /// A node that was not listed as a capture device, and why.
 #[derive(Clone, Debug, Serialize)]
 pub struct SkippedNode {
+    /// The device node.
     pub path: String,
+    /// Why it is not listed.
     pub reason: String,
 }
 
@@ -55,8 +57,9 @@ pub struct AlsaCapture {
     pub card: u32,
     /// Card id (stable across boots, unlike the number).
     pub id: String,
-    /// Card driver and name.
+    /// Card driver.
     pub driver: String,
+    /// Card name.
     pub name: String,
     /// PCM device number.
     pub device: u32,

@@ -48,30 +48,48 @@ pub fn default_map_path() -> PathBuf {
 /// Errors of hardware maps, naming the map file and the input.
 #[derive(Debug, thiserror::Error)]
 pub enum HwError {
+    /// The map file cannot be read.
     #[error("hw map {path}: {source}")]
     Read {
+        /// The map file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The map is not valid (syntax, unknown field, bad value).
     #[error("hw map {path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The map file.
+        path: PathBuf,
+        /// What is wrong, naming the field.
+        reason: String,
+    },
+    /// The box has no such logical input, or not of the kind the profile uses it for.
     #[error(
         "hw map {path} (box {model}) has no input \"{input}\" for the {kind}; it has: {available}"
     )]
     MissingInput {
+        /// The map file.
         path: PathBuf,
+        /// The box model the map describes.
         model: String,
+        /// The logical input the profile names.
         input: String,
         /// `video` or `audio`.
         kind: &'static str,
         /// The map's inputs that have this kind, comma-separated.
         available: String,
     },
+    /// The profile's channel map asks for a channel the input does not have.
     #[error("hw map {path}: input \"{input}\" has {channels} audio channels; the profile's channel_map asks for channel {wanted}")]
     Channel {
+        /// The map file.
         path: PathBuf,
+        /// The logical input.
         input: String,
+        /// Channels the input has.
         channels: usize,
+        /// The (1-based) channel asked for.
         wanted: u16,
     },
 }
@@ -149,7 +167,9 @@ pub struct AudioDevice {
 /// One logical input of the box.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HwInput {
+    /// Its picture, if it has one.
     pub video: Option<VideoDevice>,
+    /// Its sound, if it has one (SDI embedded audio, a line input, a microphone).
     pub audio: Option<AudioDevice>,
 }
 

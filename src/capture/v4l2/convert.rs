@@ -104,6 +104,7 @@ impl PixelFormat {
 /// How one captured buffer is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BufferLayout {
+    /// The pixel format.
     pub format: PixelFormat,
     /// Picture width in pixels (even for the raw formats).
     pub width: u32,

@@ -28,7 +28,7 @@ use v4l::format::FieldOrder;
 use v4l::frameinterval::FrameIntervalEnum;
 use v4l::framesize::FrameSizeEnum;
 use v4l::io::mmap::Stream;
-use v4l::io::traits::{CaptureStream, Stream as _};
+use v4l::io::traits::CaptureStream;
 use v4l::v4l_sys;
 use v4l::video::Capture;
 use v4l::{Device, FourCC};
@@ -377,7 +377,9 @@ impl BufferSource for DeviceBuffers {
 /// What [`open_video`] negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Opened {
+    /// The mode negotiation chose.
     pub choice: Choice,
+    /// How the driver's buffers are turned into pictures (as the driver set the format).
     pub format: PictureFormat,
 }
 
@@ -428,7 +430,7 @@ pub fn open_video(
     if let Some(s) = &dev.standard {
         select_standard(&device, path, s).map_err(fail)?;
     }
-    let set = CapabilitySet {
+    let mut set = CapabilitySet {
         note: None,
         driver: caps.driver.clone(),
         card: caps.card.clone(),
@@ -436,6 +438,16 @@ pub fn open_video(
         inputs: Vec::new(),
         formats: formats(&device),
     };
+    // Enumeration does not say which modes are interlaced; the current format does. A card
+    // locked to an interlaced signal reports it woven at the signal's height: mark the sizes
+    // of that height interlaced, so negotiation can count them at their field rate.
+    if let Ok(current) = device.format() {
+        if bottom_first(current.field_order, current.height).is_some() {
+            for size in set.formats.iter_mut().flat_map(|f| f.sizes.iter_mut()) {
+                size.interlaced |= size.height == current.height;
+            }
+        }
+    }
     let choice = negotiate::negotiate(&set, want).map_err(|e| fail(e.into()))?;
     let requested = v4l::Format::new(
         choice.width,
@@ -446,6 +458,17 @@ pub fn open_video(
         .set_format(&requested)
         .map_err(dev_err(path, "set format (VIDIOC_S_FMT)"))
         .map_err(fail)?;
+    if matches!(
+        got.field_order,
+        FieldOrder::SequentialTB | FieldOrder::SequentialBT | FieldOrder::Alternate
+    ) {
+        return Err(fail(V4l2Error::Format(format!(
+            "{}: field order \"{}\" is not supported; set the card to deliver woven \
+             (interlaced) or progressive frames",
+            path.display(),
+            got.field_order
+        ))));
+    }
     let format = PixelFormat::from_fourcc(&got.fourcc.repr).ok_or_else(|| {
         fail(V4l2Error::Format(format!(
             "{}: asked for {}, the driver set {}",
@@ -501,11 +524,8 @@ pub fn open_video(
     let mut stream = Stream::with_buffers(&device, Type::VideoCapture, BUFFERS)
         .map_err(dev_err(path, "allocate mmap buffers (VIDIOC_REQBUFS)"))
         .map_err(fail)?;
+    // The first dequeue queues every buffer and starts streaming (VIDIOC_STREAMON).
     stream.set_timeout(no_signal_after);
-    stream
-        .start()
-        .map_err(dev_err(path, "start streaming (VIDIOC_STREAMON)"))
-        .map_err(fail)?;
     tracing::info!(
         input,
         device = %path.display(),

@@ -42,12 +42,16 @@ pub const RESYNC_AFTER_SECS: u64 = 1;
 pub enum Placement {
     /// Show the buffer at `index`.
     Slot {
+        /// The slot.
         index: FrameIndex,
         /// Slots between the previous placed buffer and this one that got no buffer.
         skipped: u64,
     },
     /// The buffer falls into `index`, already filled (or passed): drop it.
-    Duplicate { index: FrameIndex },
+    Duplicate {
+        /// The slot the buffer would have gone to.
+        index: FrameIndex,
+    },
 }
 
 /// Counters of the mapping since the source started.

@@ -50,7 +50,12 @@ pub enum V4l2Error {
     Format(String),
     /// The driver filled fewer bytes than the negotiated format needs.
     #[error("buffer holds {got} bytes, the negotiated format needs {need}")]
-    ShortBuffer { got: usize, need: usize },
+    ShortBuffer {
+        /// Bytes the driver filled.
+        got: usize,
+        /// Bytes the layout needs.
+        need: usize,
+    },
     /// MJPEG decoding failed (a corrupt picture; the buffer is dropped and counted).
     #[error("{0}")]
     Decode(String),
@@ -60,15 +65,21 @@ pub enum V4l2Error {
     /// An ioctl, open or mmap on the device failed.
     #[error("{path}: {op}: {source}")]
     Device {
+        /// The device node.
         path: String,
+        /// What was being done, in words (`set format (VIDIOC_S_FMT)`).
         op: &'static str,
+        /// The kernel's answer.
         source: std::io::Error,
     },
     /// A recorded trace could not be read.
     #[error("trace {path} line {line}: {reason}")]
     Trace {
+        /// The trace file.
         path: String,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong with the line.
         reason: String,
     },
     /// No buffer arrived within the no-signal timeout.

@@ -32,7 +32,9 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Fraction {
+    /// Numerator (non-zero).
     pub num: u32,
+    /// Denominator (non-zero).
     pub den: u32,
 }
 
@@ -98,6 +100,7 @@ pub struct CapabilitySet {
 pub struct InputCaps {
     /// `VIDIOC_S_INPUT` index.
     pub index: u32,
+    /// The driver's name for the connector (`SDI`, `Composite0`).
     pub name: String,
     /// Analogue TV standards the input supports (`PAL`, `NTSC`); empty for digital inputs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -116,6 +119,7 @@ pub struct FormatCaps {
     /// The driver's description.
     #[serde(default)]
     pub description: String,
+    /// Frame sizes (stepwise ranges sampled at common sizes when probed).
     pub sizes: Vec<SizeCaps>,
 }
 
@@ -123,7 +127,9 @@ pub struct FormatCaps {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SizeCaps {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels (of the whole frame; both fields for interlaced modes).
     pub height: u32,
     /// Discrete frame intervals in seconds (`1001/30000` = 29.97 fps).
     pub intervals: Vec<Fraction>,
@@ -160,8 +166,11 @@ pub enum RateMatch {
 /// The negotiated mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Choice {
+    /// Pixel format to set.
     pub format: PixelFormat,
+    /// Frame width in pixels.
     pub width: u32,
+    /// Frame height in pixels.
     pub height: u32,
     /// Frame interval in seconds.
     pub interval: Fraction,
@@ -191,11 +200,13 @@ impl fmt::Display for Choice {
 /// Why no mode fits.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NegotiateError {
+    /// None of the offered pixel formats is one smoothcast converts.
     #[error("the device offers no pixel format smoothcast converts (offers {offered}; supported: UYVY, YUYV, NV12, YU12, MJPG)")]
     NoSupportedFormat {
         /// The offered four-character codes, comma-separated.
         offered: String,
     },
+    /// No supported mode reaches the channel's rate.
     #[error("the device cannot deliver {want} fps at any size in a supported format; the fastest mode is {fastest}")]
     TooSlow {
         /// The channel rate, as text (`29.97`).

@@ -1062,6 +1062,103 @@ impl AudioSource for ResilientAudio {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::SimulatedClocks;
+
+    /// A ramp (sample value = index mod 1000 + 1, never 0) that fails at `lost_at`.
+    struct Ramp {
+        next: u64,
+        lost_at: Option<u64>,
+    }
+
+    impl AudioSource for Ramp {
+        fn next_block(&mut self, max: usize) -> Result<AudioBlock, CaptureError> {
+            let room = match self.lost_at {
+                Some(l) if self.next >= l => {
+                    return Err(CaptureError::Read {
+                        input: "ramp".into(),
+                        reason: "unplugged".into(),
+                    })
+                }
+                Some(l) => (l - self.next).min(max as u64) as usize,
+                None => max,
+            };
+            // Deliver blocks that do not line up with the consumer's (odd sizes).
+            let n = room.min(700);
+            let first = SampleIndex(self.next);
+            let samples = (0..n as u64)
+                .map(|i| ((self.next + i) % 1000 + 1) as i16)
+                .collect();
+            self.next += n as u64;
+            Ok(AudioBlock {
+                first,
+                channels: 1,
+                sample_rate: 48_000,
+                samples,
+            })
+        }
+        fn channels(&self) -> u16 {
+            1
+        }
+        fn sample_rate(&self) -> u32 {
+            48_000
+        }
+    }
+
+    #[test]
+    fn audio_loss_fills_silence_contiguously_and_resumes_on_the_sample_grid() {
+        let (lost, back) = (10_000u64, 10_000 + 48_000);
+        let factory = AudioFactory::new(move |at: AudioStart| {
+            if (lost..back).contains(&at.sample.0) {
+                return Err(CaptureError::Open {
+                    input: "ramp".into(),
+                    reason: "no such device".into(),
+                });
+            }
+            Ok(Box::new(Ramp {
+                next: at.sample.0,
+                lost_at: (at.sample.0 < lost).then_some(lost),
+            }) as Box<dyn AudioSource>)
+        });
+        let counters = Arc::new(InputCounters::default());
+        let mut a = ResilientAudio::new(
+            "ramp",
+            factory,
+            &LossPolicy::default(),
+            48_000,
+            1,
+            SampleIndex(0),
+            Pacing::Fast,
+            SimulatedClocks::new(0),
+            counters.clone(),
+        );
+        let mut next = 0u64;
+        let mut all = Vec::new();
+        while next < 120_000 {
+            let b = a.next_block(1024).unwrap();
+            assert_eq!(b.first.0, next, "blocks are contiguous");
+            assert!(b.frames() > 0 && b.frames() <= 1024);
+            next += b.frames() as u64;
+            all.extend_from_slice(&b.samples);
+        }
+        // Live up to the loss, silence while unplugged, the ramp again on its own samples.
+        assert!(all[..lost as usize].iter().all(|&v| v != 0));
+        assert!(all[lost as usize..back as usize].iter().all(|&v| v == 0));
+        let resumed = all[back as usize..]
+            .iter()
+            .position(|&v| v != 0)
+            .map(|p| back as usize + p)
+            .unwrap();
+        assert!(
+            resumed - (back as usize) < 48_000,
+            "reopened within a second"
+        );
+        for (i, &v) in all.iter().enumerate().skip(resumed) {
+            assert_eq!(v, (i as u64 % 1000 + 1) as i16, "sample {i}");
+        }
+        let c = counters.snapshot();
+        assert_eq!(c.losses, 1);
+        assert_eq!(c.silence, resumed as u64 - lost);
+    }
 
     #[test]
     fn builtin_slate_is_grey_with_bright_text_and_black_is_black() {

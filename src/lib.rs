@@ -5,6 +5,7 @@ pub mod capture;
 pub mod channel;
 pub mod control;
 pub mod encode;
+pub mod hw;
 pub mod piff;
 pub mod profile;
 pub mod push;

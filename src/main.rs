@@ -34,6 +34,12 @@ enum Command {
         /// Profile TOML file.
         profile: PathBuf,
     },
+    /// List the capture hardware this box sees (V4L2 video, ALSA capture), to write its hw map.
+    Hw {
+        /// JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the built-in test publishing point (ingest, validation, archive, client manifest).
     Sink(SinkArgs),
 }
@@ -105,6 +111,16 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => run(args),
         Command::Sink(args) => run_sink(args),
+        Command::Hw { json } => match smoothcast::hw::list::run(json) {
+            Ok(listing) => {
+                print!("{listing}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -168,6 +184,7 @@ fn run(args: RunArgs) -> ExitCode {
         archive,
         push: !args.no_push,
         clocks,
+        inputs: Default::default(),
     };
     let fragment = {
         let (num, den) = plan.fragment_secs;

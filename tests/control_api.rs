@@ -27,6 +27,7 @@ fn opts(fast: bool, duration: Option<f64>) -> RunOptions {
         archive: None,
         push: true,
         clocks: SystemClocks::new(),
+        inputs: Default::default(),
     }
 }
 

@@ -79,6 +79,7 @@ fn run(plan: &Plan, secs: f64) -> RunSummary {
             archive: None,
             push: true,
             clocks: SystemClocks::new(),
+            inputs: Default::default(),
         },
     )
     .expect("channel starts");

@@ -55,6 +55,7 @@ fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
             archive: None,
             push: true,
             clocks: SystemClocks::new(),
+            inputs: Default::default(),
         },
     )
     .expect("channel starts");

@@ -7,7 +7,9 @@
 pub mod alsa;
 pub mod discipline;
 pub mod file;
+pub mod loss;
 pub mod synthetic;
+pub mod v4l2;
 
 use crate::time::{Clocks, FrameIndex, SampleIndex};
 use std::sync::Arc;

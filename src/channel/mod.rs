@@ -13,6 +13,7 @@ pub mod package;
 pub mod stats;
 
 use crate::capture::file::{FileAudio, FileVideo};
+use crate::capture::loss::{self, ChannelInputCounters, InputOptions, InputsStatus};
 use crate::capture::synthetic::{SyntheticAudio, SyntheticVideo};
 use crate::capture::{AudioSource, CaptureError, FrameOrigin, Pacing, VideoFrame, VideoSource};
 use crate::encode::aac::AacEncoder;
@@ -70,15 +71,22 @@ pub enum ChannelError {
     Unsupported { channel: String, reason: String },
     #[error("channel {channel}: a pipeline thread stopped unexpectedly: {reason}")]
     Thread { channel: String, reason: String },
+    /// A device input that cannot be resolved or opened (hw map, missing input).
+    #[error("channel {channel}: {source}")]
+    Input {
+        channel: String,
+        source: Box<loss::InputError>,
+    },
 }
 
 impl ChannelError {
     /// True for errors caused by the profile or the command line rather than at run time.
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            ChannelError::Unsupported { .. } | ChannelError::Timecode { .. }
-        )
+        match self {
+            ChannelError::Unsupported { .. } | ChannelError::Timecode { .. } => true,
+            ChannelError::Input { source, .. } => source.is_bad_input(),
+            _ => false,
+        }
     }
 }
 
@@ -94,6 +102,9 @@ pub struct RunOptions {
     /// Push to the plan's destinations.
     pub push: bool,
     pub clocks: Arc<dyn Clocks>,
+    /// How device inputs are built: the box's hw map, the input-loss policy, and (a test and
+    /// integration seam) caller-supplied source factories that replace the plan's inputs.
+    pub inputs: InputOptions,
 }
 
 /// Live counters of one track, written by its pipeline thread.
@@ -193,6 +204,7 @@ pub struct ChannelMonitor {
     input: Arc<InputCounters>,
     /// Set by [`ChannelMonitor::request_stop_by`]: the push sessions must be finished by then.
     finish_by: Mutex<Option<Instant>>,
+    inputs: ChannelInputCounters,
 }
 
 struct TrackEntry {
@@ -257,6 +269,12 @@ impl ChannelMonitor {
     /// The input counters (cheap to read at any rate).
     pub fn input(&self) -> &InputCounters {
         &self.input
+    }
+
+    /// Counters of the video and audio inputs: live, repeated, black and slate pictures,
+    /// skipped and duplicated grid slots, losses and reopens (device and override inputs).
+    pub fn inputs(&self) -> InputsStatus {
+        self.inputs.snapshot()
     }
 
     /// True once the pipeline has ended and every push session is finished.
@@ -526,16 +544,30 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         }
     };
 
-    // 6. Sources.
-    let video_source: Box<dyn VideoSource> = match &plan.video_input {
-        VideoInput::Synthetic { width, height } => Box::new(SyntheticVideo::new(
+    // 6. Sources. Device inputs (and injected ones) are wrapped in the input-loss policy.
+    let input_counters = ChannelInputCounters::default();
+    let resilient_video = loss::channel_video(
+        plan,
+        &opts.inputs,
+        first,
+        &pacing(),
+        opts.clocks.clone(),
+        input_counters.video.clone(),
+    )
+    .map_err(|source| ChannelError::Input {
+        channel: ch.clone(),
+        source: Box::new(source),
+    })?;
+    let video_source: Box<dyn VideoSource> = match (resilient_video, &plan.video_input) {
+        (Some(v), _) => Box::new(v),
+        (None, VideoInput::Synthetic { width, height }) => Box::new(SyntheticVideo::new(
             *width,
             *height,
             plan.rate,
             first,
             pacing(),
         )),
-        VideoInput::File { path } => Box::new(
+        (None, VideoInput::File { path }) => Box::new(
             FileVideo::open(path, plan.rate, first, pacing()).map_err(|source| {
                 ChannelError::Capture {
                     channel: ch.clone(),
@@ -543,24 +575,31 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
                 }
             })?,
         ),
-        VideoInput::Device { input } => {
+        (None, VideoInput::Device { input }) => {
             return Err(ChannelError::Unsupported {
                 channel: ch.clone(),
-                reason: format!(
-                    "video input '{input}' is a device input; V4L2 capture is not in this build yet"
-                ),
+                reason: format!("video input '{input}' has no video device in the hw map"),
             })
         }
     };
     let audio_start = aac.input_start();
-    let audio_source: Box<dyn AudioSource> = match &plan.audio_input {
-        AudioInput::Synthetic => Box::new(SyntheticAudio::new(
+    let resilient_audio = loss::channel_audio(
+        plan,
+        &opts.inputs,
+        audio_start,
+        &pacing(),
+        opts.clocks.clone(),
+        input_counters.audio.clone(),
+    );
+    let audio_source: Box<dyn AudioSource> = match (resilient_audio, &plan.audio_input) {
+        (Some(a), _) => Box::new(a),
+        (None, AudioInput::Synthetic) => Box::new(SyntheticAudio::new(
             plan.audio.sample_rate,
             plan.audio.channels,
             audio_start,
             pacing(),
         )),
-        AudioInput::File { path } => Box::new(
+        (None, AudioInput::File { path }) => Box::new(
             FileAudio::open(
                 path,
                 plan.audio.sample_rate,
@@ -573,7 +612,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
                 source,
             })?,
         ),
-        AudioInput::Device { input } => {
+        (None, AudioInput::Device { input }) => {
             return Err(ChannelError::Unsupported {
                 channel: ch.clone(),
                 reason: format!(
@@ -689,6 +728,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         finished: AtomicBool::new(false),
         input,
         finish_by: Mutex::new(None),
+        inputs: input_counters,
     });
     let output = {
         let monitor = monitor.clone();

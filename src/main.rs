@@ -30,6 +30,8 @@ enum Command {
         /// Profile TOML file.
         profile: PathBuf,
     },
+    /// Watch and drive channels in a terminal UI (a client of their control APIs).
+    Console(smoothcast::console::ConsoleArgs),
 }
 
 #[derive(Args)]
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => run(args),
+        Command::Console(args) => smoothcast::console::main(args),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod channel;
 pub mod console;
+pub mod control;
 pub mod encode;
 pub mod piff;
 pub mod profile;

@@ -1,12 +1,15 @@
 //! `smoothcast` — the command line. Exit codes: 0 ok, 2 bad input/profile, 1 runtime failure.
 
 use clap::{Args, Parser, Subcommand};
-use smoothcast::channel::{self, ChannelMonitor, RunOptions, RunSummary};
-use smoothcast::profile::{self, DestinationPlan, Plan};
+use smoothcast::channel::{RunOptions, RunSummary};
+use smoothcast::control::{self, notify::Notifier, Supervisor};
+use smoothcast::profile::{self, ControlToken, DestinationPlan, Plan};
 use smoothcast::push::SessionStatus;
 use smoothcast::time::{Clocks, SystemClocks};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,10 +60,20 @@ struct RunArgs {
     /// Per-box suffix appended to every stream id (1+1 pairs on one-connection-per-id servers).
     #[arg(long, value_name = "S")]
     stream_suffix: Option<String>,
+    /// Control API address, overriding the profile's `[control] listen` (port 0: any free
+    /// port). Non-loopback addresses need a token.
+    #[arg(long, value_name = "ADDR:PORT")]
+    control: Option<SocketAddr>,
+    /// File whose first line is the control API's bearer token (overrides the profile's).
+    #[arg(long, value_name = "FILE")]
+    control_token_file: Option<PathBuf>,
+    /// Do not serve the control API.
+    #[arg(long, conflicts_with_all = ["control", "control_token_file"])]
+    no_control: bool,
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    control::logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { profile } => match profile::load(&profile) {
@@ -76,15 +89,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Console(args) => smoothcast::console::main(args),
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn run(args: RunArgs) -> ExitCode {
@@ -110,6 +114,13 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(s) = &args.stream_suffix {
         plan.push.stream_suffix = Some(s.clone());
     }
+    let mut control_plan = plan.control.clone().unwrap_or_default();
+    if let Some(addr) = args.control {
+        control_plan.listen = addr;
+    }
+    if let Some(f) = &args.control_token_file {
+        control_plan.token = Some(ControlToken::File(f.clone()));
+    }
     let archive = args.archive.clone().or_else(|| plan.archive.clone());
     let clocks: Arc<dyn Clocks> = SystemClocks::new();
     let opts = RunOptions {
@@ -119,42 +130,77 @@ fn run(args: RunArgs) -> ExitCode {
         push: !args.no_push,
         clocks,
     };
-    let started = Instant::now();
-    let handle = match channel::start(&plan, opts) {
-        Ok(h) => h,
+    let fragment = {
+        let (num, den) = plan.fragment_secs;
+        Duration::from_secs_f64(num as f64 / den.max(1) as f64)
+    };
+    let sup = match Supervisor::new(
+        plan.clone(),
+        opts,
+        args.profile.clone(),
+        Notifier::from_env(),
+    ) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(if e.is_bad_input() { 2 } else { 1 });
+            return ExitCode::from(1);
         }
     };
-    let monitor = handle.monitor();
-    install_signal_handlers(monitor.clone());
+    // The API is up before the channel starts, so a console sees "starting".
+    let server = if args.no_control {
+        None
+    } else {
+        match control::serve(sup.clone(), &control_plan) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(if e.is_bad_input() { 2 } else { 1 });
+            }
+        }
+    };
+    install_signal_handlers(sup.clone(), fragment);
+    let started = Instant::now();
+    if let Err(e) = sup.start() {
+        eprintln!("error: {e}");
+        return ExitCode::from(if e.is_bad_input() { 2 } else { 1 });
+    }
+    let done = Arc::new(AtomicBool::new(false));
     let progress = std::thread::spawn({
-        let monitor = monitor.clone();
-        move || print_progress(&monitor)
+        let sup = sup.clone();
+        let done = done.clone();
+        move || print_progress(&sup, &done)
     });
-    let result = handle.wait(Duration::from_secs(5));
+    let exit = sup.wait_exit();
+    done.store(true, Ordering::SeqCst);
     let _ = progress.join();
-    match result {
-        Ok(summary) => {
+    drop(server);
+    match (exit.failed, exit.summary) {
+        (false, Some(summary)) => {
             print_summary(&plan, &summary, started.elapsed());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
+        (false, None) => ExitCode::SUCCESS,
+        (true, _) => {
+            eprintln!("error: {}", exit.error.unwrap_or_default());
             ExitCode::from(1)
         }
     }
 }
 
-fn print_progress(monitor: &ChannelMonitor) {
+fn print_progress(sup: &Supervisor, done: &AtomicBool) {
     let mut last = Instant::now();
-    while !monitor.is_finished() {
+    while !done.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
         if last.elapsed() < Duration::from_secs(2) {
             continue;
         }
         last = Instant::now();
+        let Some(monitor) = sup.monitor() else {
+            continue;
+        };
+        if monitor.is_finished() {
+            continue;
+        }
         let st = monitor.status();
         let tracks: Vec<String> = st
             .tracks
@@ -168,7 +214,9 @@ fn print_progress(monitor: &ChannelMonitor) {
     }
 }
 
-fn install_signal_handlers(handle: Arc<ChannelMonitor>) {
+/// First SIGTERM/SIGINT: finish the current fragments, end every POST, exit 0 within one
+/// fragment duration + 2 s. A second one exits at once.
+fn install_signal_handlers(sup: Arc<Supervisor>, fragment: Duration) {
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -199,8 +247,12 @@ fn install_signal_handlers(handle: Arc<ChannelMonitor>) {
                     count += 1;
                     if count == 1 {
                         tracing::info!("stop requested: finishing the current fragments (again to exit at once)");
-                        handle.request_stop();
+                        // Every POST must be over 1.5 s after the current fragment would end,
+                        // leaving time to exit within fragment + 2 s.
+                        let deadline = Instant::now() + fragment + Duration::from_millis(1500);
+                        sup.shutdown(deadline);
                     } else {
+                        tracing::warn!("second stop request: exiting at once");
                         std::process::exit(1);
                     }
                 }

@@ -10,10 +10,11 @@
 
 pub mod archive;
 pub mod package;
+pub mod stats;
 
 use crate::capture::file::{FileAudio, FileVideo};
 use crate::capture::synthetic::{SyntheticAudio, SyntheticVideo};
-use crate::capture::{AudioSource, CaptureError, Pacing, VideoFrame, VideoSource};
+use crate::capture::{AudioSource, CaptureError, FrameOrigin, Pacing, VideoFrame, VideoSource};
 use crate::encode::aac::AacEncoder;
 use crate::encode::scale::Scaler;
 use crate::encode::x264::X264Encoder;
@@ -25,12 +26,13 @@ use crate::time::{AudioGrid, Clocks, FrameGrid, FrameIndex, SampleIndex};
 use archive::Archive;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use package::{AudioPackager, PackageError, VideoPackager};
+use stats::{InputCounters, MeterWindow};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The `creator` written into every live server manifest (identical on every box).
 pub const CREATOR: &str = concat!("smoothcast ", env!("CARGO_PKG_VERSION"));
@@ -103,6 +105,10 @@ pub struct TrackCounters {
     pub samples: AtomicU64,
     /// Media time (track ticks since the epoch) of the end of the last fragment.
     pub last_end: AtomicU64,
+    /// Video: frames of the grid this rung never received (gaps in the frame index).
+    pub dropped: AtomicU64,
+    /// Video: frames encoded from a fill instead of a live picture (repeat, black, slate).
+    pub duplicated: AtomicU64,
 }
 
 /// A read-only snapshot for status displays.
@@ -112,6 +118,28 @@ pub struct ChannelStatus {
     pub tracks: Vec<TrackStatus>,
     pub sessions: Vec<SessionStatus>,
     pub finished: bool,
+    /// The inputs: video pictures and fills, audio samples and levels.
+    pub input: InputStatus,
+}
+
+/// A snapshot of the channel's inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputStatus {
+    /// Picture size of the video source (pixels).
+    pub video_size: (u32, u32),
+    /// Pictures delivered by the video source.
+    pub video_frames: u64,
+    /// Of those, fills for a missing picture (repeat, black, slate).
+    pub video_filled: u64,
+    /// Frame index (master clock) of the latest picture.
+    pub video_last_index: Option<FrameIndex>,
+    /// Where the latest picture came from (`None` before the first).
+    pub video_origin: Option<FrameOrigin>,
+    /// Audio sample frames delivered by the audio source.
+    pub audio_samples: u64,
+    /// `(peak, rms)` in dBFS per audio channel over the latest meter window
+    /// ([`stats::METER_WINDOW_MS`]); empty before the first window.
+    pub audio_levels: Vec<(f32, f32)>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +152,10 @@ pub struct TrackStatus {
     pub samples: u64,
     pub first_time: Option<u64>,
     pub last_end: u64,
+    /// Video: frames of the grid the rung never received.
+    pub dropped: u64,
+    /// Video: frames encoded from a fill (repeat, black, slate).
+    pub duplicated: u64,
 }
 
 /// What a finished run produced, per track.
@@ -158,6 +190,9 @@ pub struct ChannelMonitor {
     tracks: Vec<TrackEntry>,
     pusher: Mutex<Option<Pusher>>,
     finished: AtomicBool,
+    input: Arc<InputCounters>,
+    /// Set by [`ChannelMonitor::request_stop_by`]: the push sessions must be finished by then.
+    finish_by: Mutex<Option<Instant>>,
 }
 
 struct TrackEntry {
@@ -197,6 +232,33 @@ impl ChannelMonitor {
         self.stop.request();
     }
 
+    /// Like [`request_stop`](Self::request_stop), and bounds the time [`ChannelHandle::wait`]
+    /// gives the push sessions to end their POSTs so that the run is over by `deadline`.
+    pub fn request_stop_by(&self, deadline: Instant) {
+        if let Ok(mut d) = self.finish_by.lock() {
+            *d = Some(d.map_or(deadline, |old| old.min(deadline)));
+        }
+        self.stop.request();
+    }
+
+    /// Enables or disables a destination's push sessions ([`Pusher::set_enabled`]).
+    /// `None` when the channel has no pusher (any more), `Some(false)` for an unknown name.
+    pub fn set_destination_enabled(&self, destination: &str, enabled: bool) -> Option<bool> {
+        let p = self.pusher.lock().ok()?;
+        p.as_ref().map(|p| p.set_enabled(destination, enabled))
+    }
+
+    /// Whether a destination is enabled (`None`: no pusher or no such destination).
+    pub fn destination_enabled(&self, destination: &str) -> Option<bool> {
+        let p = self.pusher.lock().ok()?;
+        p.as_ref().and_then(|p| p.is_enabled(destination))
+    }
+
+    /// The input counters (cheap to read at any rate).
+    pub fn input(&self) -> &InputCounters {
+        &self.input
+    }
+
     /// True once the pipeline has ended and every push session is finished.
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::SeqCst)
@@ -214,6 +276,15 @@ impl ChannelMonitor {
             tracks: self.track_statuses(),
             sessions,
             finished: self.is_finished(),
+            input: InputStatus {
+                video_size: self.input.video_size,
+                video_frames: self.input.video_frames.load(Ordering::Relaxed),
+                video_filled: self.input.video_filled.load(Ordering::Relaxed),
+                video_last_index: self.input.video_last_index().map(FrameIndex),
+                video_origin: self.input.video_origin(),
+                audio_samples: self.input.audio_samples.load(Ordering::Relaxed),
+                audio_levels: self.input.meter.levels(),
+            },
         }
     }
 
@@ -229,6 +300,8 @@ impl ChannelMonitor {
                 samples: t.counters.samples.load(Ordering::Relaxed),
                 first_time: t.first_time.lock().ok().and_then(|g| *g),
                 last_end: t.counters.last_end.load(Ordering::Relaxed),
+                dropped: t.counters.dropped.load(Ordering::Relaxed),
+                duplicated: t.counters.duplicated.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -237,6 +310,11 @@ impl ChannelMonitor {
 impl ChannelHandle {
     pub fn monitor(&self) -> Arc<ChannelMonitor> {
         self.monitor.clone()
+    }
+
+    /// Index `k` (`mfhd.sequence_number`) of the run's first fragment.
+    pub fn first_fragment(&self) -> u64 {
+        self.first_fragment
     }
 
     /// Waits for the pipeline to end, finishes every push session, returns the summary.
@@ -271,9 +349,14 @@ impl ChannelHandle {
             None => Vec::new(),
         };
         let pusher = self.monitor.pusher.lock().ok().and_then(|mut p| p.take());
-        let sessions = pusher
-            .map(|p| p.finish(push_finish_timeout))
-            .unwrap_or_default();
+        let finish_by = self.monitor.finish_by.lock().ok().and_then(|d| *d);
+        let timeout = match finish_by {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .min(push_finish_timeout),
+            None => push_finish_timeout,
+        };
+        let sessions = pusher.map(|p| p.finish(timeout)).unwrap_or_default();
         self.monitor.finished.store(true, Ordering::SeqCst);
         if let Some(e) = first_err {
             return Err(e);
@@ -547,14 +630,16 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
             spawn(&name, move || scale_thread(chn, rx, scaler, rung_txs))?,
         ));
     }
+    let input = Arc::new(InputCounters::new(src_size));
     {
         let stop = stop.clone();
         let chn = ch.clone();
+        let input = input.clone();
         let name = format!("{ch}/video-capture");
         threads.push((
             name.clone(),
             spawn(&name, move || {
-                video_capture_thread(chn, video_source, group_txs, frags, stop)
+                video_capture_thread(chn, video_source, group_txs, frags, stop, &input)
             })?,
         ));
     }
@@ -569,6 +654,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         };
         let packager = AudioPackager::new(plan.audio.track_id, audio_grid, frames, frags);
         let stop = stop.clone();
+        let input = input.clone();
         let name = format!("{ch}/audio");
         threads.push((
             name.clone(),
@@ -578,10 +664,9 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
                     audio_source,
                     aac,
                     packager,
-                    audio_grid,
-                    frames,
-                    frags,
+                    (audio_grid, frames, frags),
                     stop,
+                    &input,
                 )
             })?,
         ));
@@ -602,6 +687,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
             .collect(),
         pusher: Mutex::new(pusher),
         finished: AtomicBool::new(false),
+        input,
+        finish_by: Mutex::new(None),
     });
     let output = {
         let monitor = monitor.clone();
@@ -669,6 +756,7 @@ fn video_capture_thread(
     outs: Vec<Sender<VideoFrame>>,
     frags: crate::time::FragmentGrid,
     stop: Arc<StopState>,
+    input: &InputCounters,
 ) -> Result<(), ChannelError> {
     loop {
         let frame = source
@@ -682,6 +770,7 @@ fn video_capture_thread(
             return Ok(());
         }
         stop.note(k);
+        input.note_video(&frame);
         for tx in &outs {
             if tx.send(frame.clone()).is_err() {
                 // A downstream stage ended (its error is reported by its own thread).
@@ -726,7 +815,20 @@ fn rung_thread(
         channel: ctx.channel.clone(),
         source,
     };
+    // Frame index the rung expects next: a jump counts the skipped frames as dropped.
+    let mut expected: Option<u64> = None;
     for frame in rx {
+        if let Some(e) = expected {
+            if frame.index.0 > e {
+                ctx.counters
+                    .dropped
+                    .fetch_add(frame.index.0 - e, Ordering::Relaxed);
+            }
+        }
+        expected = Some(frame.index.0.saturating_add(1));
+        if frame.origin != FrameOrigin::Live {
+            ctx.counters.duplicated.fetch_add(1, Ordering::Relaxed);
+        }
         enc.encode(&frame, frame.index.0 % gop == 0, &mut out)
             .map_err(encode_err)?;
         for pic in out.drain(..) {
@@ -751,19 +853,18 @@ fn rung_thread(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn audio_thread(
     ctx: StageCtx,
     mut source: Box<dyn AudioSource>,
     mut enc: AacEncoder,
     mut packager: AudioPackager,
-    grid: AudioGrid,
-    frames: FrameGrid,
-    frags: crate::time::FragmentGrid,
+    (grid, frames, frags): (AudioGrid, FrameGrid, crate::time::FragmentGrid),
     stop: Arc<StopState>,
+    input: &InputCounters,
 ) -> Result<(), ChannelError> {
     let mut units = Vec::new();
     let channels = usize::from(source.channels().max(1));
+    let mut meter = MeterWindow::new(source.sample_rate(), source.channels());
     let capture_err = |source| ChannelError::Capture {
         channel: ctx.channel.clone(),
         source,
@@ -807,8 +908,12 @@ fn audio_thread(
             continue;
         }
         let take = n.min(want);
-        enc.encode(&block.samples[..take * channels], &mut units)
-            .map_err(encode_err)?;
+        let samples = &block.samples[..take * channels];
+        input
+            .audio_samples
+            .fetch_add(take as u64, Ordering::Relaxed);
+        meter.feed(samples, channels, &input.meter);
+        enc.encode(samples, &mut units).map_err(encode_err)?;
         next = block.first.0 + take as u64;
         stop.note(grid.fragment_of_frame(
             SampleIndex(next).0 / u64::from(grid.frame_len),

@@ -35,5 +35,11 @@ pub const MAX_BACKOFF_SECS: f64 = 30.0;
 pub const QUEUE_FRAGMENTS: usize = 8;
 /// Send the end-of-stream `mfra` on stop (off: it stops IIS publishing points).
 pub const SEND_EOS: bool = false;
+/// The control API's address when the profile does not set one: loopback, any free port.
+pub const CONTROL_LISTEN: &str = "127.0.0.1:0";
+/// Shortest accepted control API token.
+pub const CONTROL_TOKEN_MIN: usize = 16;
+/// Longest accepted control API token.
+pub const CONTROL_TOKEN_MAX: usize = 256;
 /// Send audio in a second stream too.
 pub const REDUNDANT_AUDIO: bool = false;

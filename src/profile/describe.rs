@@ -192,6 +192,14 @@ fn write_plan(s: &mut String, p: &Plan) -> std::fmt::Result {
         Some(dir) => writeln!(s, "archive   {}", dir.display())?,
         None => writeln!(s, "archive   none")?,
     }
+    if let Some(c) = &p.control {
+        let token = match &c.token {
+            None => "no token".to_owned(),
+            Some(ControlToken::Inline(_)) => "token in the profile".to_owned(),
+            Some(ControlToken::File(f)) => format!("token from {}", f.display()),
+        };
+        writeln!(s, "control   http://{}, {token}", c.listen)?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! (GOP length, trackIDs, stream ids, URLs) computed. The channel consumes only this.
 
 use crate::time::{FragmentGrid, Rate};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// A fully resolved channel.
@@ -37,6 +38,67 @@ pub struct Plan {
     pub push: PushOptions,
     /// `[output.archive]` directory, if any (the `--archive` flag overrides it).
     pub archive: Option<PathBuf>,
+    /// `[control]`: the local control API. `None` when the profile has no `[control]` table;
+    /// the API then listens on [`ControlPlan::default`] (loopback, a free port, no token).
+    /// (Contract addition for the control plane.)
+    pub control: Option<ControlPlan>,
+}
+
+/// The local HTTP control API of a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlPlan {
+    /// Where the API listens; port 0 = any free port. Non-loopback only with a token.
+    pub listen: SocketAddr,
+    /// Bearer token required on every request except `GET /health`.
+    pub token: Option<ControlToken>,
+}
+
+impl Default for ControlPlan {
+    /// `127.0.0.1:0`, no token.
+    fn default() -> ControlPlan {
+        ControlPlan {
+            listen: super::defaults::CONTROL_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            token: None,
+        }
+    }
+}
+
+/// Where the control API's bearer token comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ControlToken {
+    /// Written in the profile (`control.token`).
+    Inline(String),
+    /// Read from this file's first line when the channel starts (`control.token_file`,
+    /// resolved against the profile's directory).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for ControlToken {
+    /// Never shows the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlToken::Inline(_) => f.write_str("Inline(***)"),
+            ControlToken::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// Checks a control API token: 16–256 visible ASCII characters (no spaces), so it travels
+/// unchanged in an `Authorization: Bearer` header.
+pub fn check_control_token(token: &str) -> Result<(), String> {
+    use super::defaults::{CONTROL_TOKEN_MAX, CONTROL_TOKEN_MIN};
+    let n = token.chars().count();
+    if !(CONTROL_TOKEN_MIN..=CONTROL_TOKEN_MAX).contains(&n) {
+        return Err(format!(
+            "the token has {n} characters; use {CONTROL_TOKEN_MIN}–{CONTROL_TOKEN_MAX}"
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the token must be visible ASCII characters without spaces".into());
+    }
+    Ok(())
 }
 
 /// Where the frame index comes from.

@@ -1,7 +1,7 @@
 //! Validation and resolution: [`ProfileFile`] (as written) → [`Plan`] (defaults applied, every
 //! derived value computed). The first problem found is returned with its field path; checks run
-//! in file order (channel, timecode, video, audio, rungs, streams, destinations, push, output)
-//! so the reported error is the one an operator reading top-down meets first.
+//! in file order (channel, timecode, video, audio, rungs, streams, destinations, push, output,
+//! control) so the reported error is the one an operator reading top-down meets first.
 
 use super::defaults as def;
 use super::schema::*;
@@ -115,6 +115,7 @@ pub(crate) fn resolve(
         destination,
         push,
         output,
+        control,
     } = file;
 
     // [channel]
@@ -236,6 +237,12 @@ pub(crate) fn resolve(
         None => None,
     };
 
+    // [control]
+    let control = match control {
+        Some(c) => Some(resolve_control(c, base)?),
+        None => None,
+    };
+
     Ok(Plan {
         channel: name,
         rate,
@@ -251,7 +258,50 @@ pub(crate) fn resolve(
         destinations,
         push,
         archive,
+        control,
     })
+}
+
+/// `[control]`: the listen address, and a token wherever the API is reachable off the box.
+fn resolve_control(c: ControlSection, base: Option<&Path>) -> Result<ControlPlan, FieldError> {
+    let listen_text = c.listen.as_deref().unwrap_or(def::CONTROL_LISTEN);
+    let listen: std::net::SocketAddr = listen_text.trim().parse().or_else(|_| {
+        fail(
+            "control.listen",
+            format!(
+                "\"{listen_text}\" is not ADDR:PORT; write an IP address and a port, e.g. \
+                 \"127.0.0.1:8701\", \"[::1]:8701\" or \"0.0.0.0:8701\""
+            ),
+        )
+    })?;
+    let token = match (c.token, c.token_file) {
+        (Some(_), Some(_)) => {
+            return fail(
+                "control.token_file",
+                "give either token or token_file, not both",
+            )
+        }
+        (Some(t), None) => {
+            check_control_token(&t).or_else(|m| fail("control.token", m))?;
+            Some(ControlToken::Inline(t))
+        }
+        (None, Some(f)) => Some(ControlToken::File(resolve_path(
+            base,
+            &f,
+            "control.token_file",
+        )?)),
+        (None, None) => None,
+    };
+    if !listen.ip().is_loopback() && token.is_none() {
+        return fail(
+            "control.listen",
+            format!(
+                "{listen} is reachable from other machines; set control.token or \
+                 control.token_file (or listen on 127.0.0.1)"
+            ),
+        );
+    }
+    Ok(ControlPlan { listen, token })
 }
 
 /// GOP length in frames = fragment duration × rate, which must be a whole number.

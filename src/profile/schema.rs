@@ -33,6 +33,8 @@ pub struct ProfileFile {
     pub push: Option<PushSection>,
     /// `[output]`: local outputs. Optional.
     pub output: Option<OutputSection>,
+    /// `[control]`: the local HTTP control API. Optional.
+    pub control: Option<ControlSection>,
 }
 
 /// `[channel]`
@@ -246,6 +248,22 @@ pub struct OutputSection {
 pub struct ArchiveSection {
     /// Directory for the `.ismv`/`.isma` archive, relative to the profile's directory.
     pub dir: String,
+}
+
+/// `[control]`: the channel's local HTTP control API (status, profile, start/stop, metrics).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// `ADDR:PORT` to listen on (`127.0.0.1:8701`, `[::1]:8701`, `0.0.0.0:8701`); port 0 picks
+    /// a free port (published in the runtime file). Default `127.0.0.1:0`. A non-loopback
+    /// address needs `token` or `token_file`. `--control ADDR:PORT` overrides it.
+    pub listen: Option<String>,
+    /// Bearer token every request but `GET /health` must carry
+    /// (`Authorization: Bearer <token>`): 16–256 visible ASCII characters.
+    pub token: Option<String>,
+    /// File whose first line is the token (same rules), relative to the profile; read when the
+    /// channel starts, so the profile can be copied without the secret. Not with `token`.
+    pub token_file: Option<String>,
 }
 
 /// A value that must be exact: a TOML string or integer, kept as text and parsed during

@@ -16,6 +16,11 @@
 //! They hand back (terminating chunk, no EOS) as soon as a primary is live again. A primary
 //! counts as up until its first attempt fails, so backups do not flap on at every start.
 //!
+//! The operator can disable a destination ([`Pusher::set_enabled`]): its sessions end their
+//! POST the same clean way (terminating chunk, no EOS) and hold no connection until enabled
+//! again, when they reconnect, resend the header and the replay window, and go live. A disabled
+//! primary counts as down, so failover backups take over.
+//!
 //! Credentials (URL userinfo) are only ever written to the socket: logs and status carry the
 //! redacted URL (no userinfo, no query).
 
@@ -83,6 +88,9 @@ pub enum SessionState {
     Stopped,
     /// Failover backup, not connected, waiting for the primary to go down.
     Standby,
+    /// The operator disabled the destination ([`Pusher::set_enabled`]): no connection; the
+    /// replay buffer stays filled so that enabling it again resends the last window.
+    Disabled,
 }
 
 /// A snapshot of one session for the status display / control plane.
@@ -188,6 +196,8 @@ pub struct Pusher {
     stop: watch::Sender<Option<Instant>>,
     done: std::sync::mpsc::Receiver<()>,
     clocks: Arc<dyn Clocks>,
+    /// The operator's switch per destination name, shared by that destination's sessions.
+    switches: Vec<(String, watch::Sender<bool>)>,
 }
 
 /// Signals the end of a session task however it ends (return, abort, panic).
@@ -287,6 +297,10 @@ impl Pusher {
         let (stop_tx, stop_rx) = watch::channel(None);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let queue = opts.queue_fragments.max(1);
+        let switches: Vec<(String, watch::Sender<bool>)> = destinations
+            .iter()
+            .map(|d| (d.name.clone(), watch::channel(true).0))
+            .collect();
         let mut sessions = Vec::new();
         let mut routes = Vec::new();
         for (si, s) in streams.iter().enumerate() {
@@ -348,6 +362,7 @@ impl Pusher {
                     stop: stop_rx.clone(),
                     gate,
                     health,
+                    enabled: switches[di].1.subscribe(),
                 });
                 let guard = DoneGuard(done_tx.clone());
                 let task = async move {
@@ -384,7 +399,36 @@ impl Pusher {
             stop: stop_tx,
             done: done_rx,
             clocks,
+            switches,
         })
+    }
+
+    /// Enables or disables every session of `destination` (by its plan name). Disabling ends
+    /// their POSTs cleanly (terminating chunk, no EOS) and keeps them unconnected; enabling
+    /// reconnects them (header, replay window, live). Returns false when no destination has
+    /// that name. Never blocks.
+    pub fn set_enabled(&self, destination: &str, enabled: bool) -> bool {
+        let Some((_, switch)) = self.switches.iter().find(|(n, _)| n == destination) else {
+            return false;
+        };
+        if switch.send_replace(enabled) != enabled {
+            info!(
+                channel = %self.channel,
+                destination,
+                enabled,
+                "destination {} by the operator",
+                if enabled { "enabled" } else { "disabled" }
+            );
+        }
+        true
+    }
+
+    /// Whether `destination` is enabled (`None`: no destination has that name).
+    pub fn is_enabled(&self, destination: &str) -> Option<bool> {
+        self.switches
+            .iter()
+            .find(|(n, _)| n == destination)
+            .map(|(_, s)| *s.borrow())
     }
 
     /// Routes a fragment to every session whose stream carries its track. Never blocks: a full

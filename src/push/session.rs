@@ -153,6 +153,7 @@ fn state_code(s: SessionState) -> u8 {
         SessionState::Failed => 4,
         SessionState::Stopped => 5,
         SessionState::Standby => 6,
+        SessionState::Disabled => 7,
     }
 }
 
@@ -164,6 +165,7 @@ fn state_from(c: u8) -> SessionState {
         3 => SessionState::Behind,
         4 => SessionState::Failed,
         6 => SessionState::Standby,
+        7 => SessionState::Disabled,
         _ => SessionState::Stopped,
     }
 }
@@ -279,6 +281,8 @@ pub(crate) struct SessionSpec {
     pub(crate) stop: watch::Receiver<Option<Instant>>,
     /// Failover backups: number of live primaries of this stream (standby while > 0).
     pub(crate) gate: Option<watch::Receiver<usize>>,
+    /// The operator's switch for this session's destination (`Pusher::set_enabled`).
+    pub(crate) enabled: watch::Receiver<bool>,
     /// Failover primaries: the counter above, to report up/down.
     pub(crate) health: Option<Arc<watch::Sender<usize>>>,
 }
@@ -351,6 +355,8 @@ struct Feed {
     replay: ReplayBuffer,
     stop: watch::Receiver<Option<Instant>>,
     gate: Option<watch::Receiver<usize>>,
+    /// The operator's switch: a disabled destination holds no connection.
+    enabled: watch::Receiver<bool>,
     /// Highest sequence written per track, for gap logging.
     last_seq: Vec<(u32, u32)>,
     shared: Arc<Shared>,
@@ -359,8 +365,8 @@ struct Feed {
 enum Absorbed<T> {
     Done(T),
     Stop,
-    /// A failover backup whose primary came back.
-    PrimaryUp,
+    /// Step aside: a failover backup whose primary came back, or a disabled destination.
+    Yield,
 }
 
 enum StandbyEnd {
@@ -386,6 +392,16 @@ impl Feed {
         self.gate.as_ref().is_some_and(|g| *g.borrow() > 0)
     }
 
+    /// The operator disabled this destination.
+    fn disabled(&self) -> bool {
+        !*self.enabled.borrow()
+    }
+
+    /// The session must not hold a connection now.
+    fn must_yield(&self) -> bool {
+        self.standby_required() || self.disabled()
+    }
+
     fn push_replay(&mut self, f: Arc<Fragment>) {
         self.replay.push(f);
         self.shared
@@ -395,20 +411,21 @@ impl Feed {
 
     /// Runs `fut` while moving arriving fragments into the replay buffer, so a session that is
     /// connecting or waiting never lets its queue overflow; stops early on stop (and, if asked,
-    /// when a primary comes back).
+    /// when a primary comes back or the destination is disabled).
     async fn absorb<F: Future>(&mut self, fut: F, watch_gate: bool) -> Absorbed<F::Output> {
         tokio::pin!(fut);
         loop {
             if self.stop_requested() {
                 return Absorbed::Stop;
             }
-            if watch_gate && self.standby_required() {
-                return Absorbed::PrimaryUp;
+            if watch_gate && self.must_yield() {
+                return Absorbed::Yield;
             }
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => {}
                 _ = gate_changed(&mut self.gate), if watch_gate => {}
+                _ = switch_changed(&mut self.enabled), if watch_gate => {}
                 out = &mut fut => return Absorbed::Done(out),
                 f = self.rx.recv() => match f {
                     Some(f) => self.push_replay(f),
@@ -426,19 +443,49 @@ impl Feed {
             if self.stop_requested() {
                 return StandbyEnd::Stop;
             }
-            if !self.standby_required() {
+            if !self.standby_required() || self.disabled() {
                 return StandbyEnd::Activate;
             }
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => {}
                 _ = gate_changed(&mut self.gate) => {}
+                _ = switch_changed(&mut self.enabled) => {}
                 f = self.rx.recv() => match f {
                     Some(f) => self.push_replay(f),
                     None => return StandbyEnd::Stop,
                 },
             }
         }
+    }
+
+    /// A disabled destination: no connection, the replay buffer kept filled, until the
+    /// operator enables it again.
+    async fn while_disabled(&mut self) -> StandbyEnd {
+        loop {
+            if self.stop_requested() {
+                return StandbyEnd::Stop;
+            }
+            if !self.disabled() {
+                return StandbyEnd::Activate;
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => {}
+                _ = switch_changed(&mut self.enabled) => {}
+                f = self.rx.recv() => match f {
+                    Some(f) => self.push_replay(f),
+                    None => return StandbyEnd::Stop,
+                },
+            }
+        }
+    }
+}
+
+/// Resolves when the operator's switch changes; never once the pusher is gone.
+async fn switch_changed(switch: &mut watch::Receiver<bool>) {
+    if switch.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -492,6 +539,7 @@ impl Session {
                 replay: ReplayBuffer::new(spec.replay_window_secs, spec.timescales),
                 stop: spec.stop,
                 gate: spec.gate,
+                enabled: spec.enabled,
                 last_seq: Vec::new(),
                 shared: spec.shared,
             },
@@ -529,11 +577,21 @@ impl Session {
             if self.feed.stop_requested() {
                 break;
             }
+            if self.feed.disabled() {
+                self.ctx.set_state(SessionState::Disabled);
+                info!("destination disabled by the operator: no connection");
+                match self.feed.while_disabled().await {
+                    StandbyEnd::Stop => break,
+                    StandbyEnd::Activate => info!("destination enabled by the operator"),
+                }
+                continue;
+            }
             if self.feed.standby_required() {
                 self.ctx.set_state(SessionState::Standby);
                 info!("standby while a primary is live");
                 match self.feed.standby().await {
                     StandbyEnd::Stop => break,
+                    StandbyEnd::Activate if self.feed.disabled() => continue,
                     StandbyEnd::Activate => info!("every primary is down: backup going live"),
                 }
             }
@@ -542,7 +600,9 @@ impl Session {
             match outcome {
                 Outcome::Stopped => break,
                 Outcome::Deactivated => {
-                    info!("a primary is live again: backup returns to standby");
+                    if !self.feed.disabled() {
+                        info!("a primary is live again: backup returns to standby");
+                    }
                 }
                 Outcome::Fatal(failure) => {
                     let (track, sequence) = self.last_fragment();
@@ -590,7 +650,7 @@ impl Session {
                         "push failed; reconnecting after backoff"
                     );
                     match self.feed.absorb(tokio::time::sleep(delay), true).await {
-                        Absorbed::Done(()) | Absorbed::PrimaryUp => {}
+                        Absorbed::Done(()) | Absorbed::Yield => {}
                         Absorbed::Stop => break,
                     }
                     continue;
@@ -635,7 +695,7 @@ impl Session {
         {
             Absorbed::Done(r) => r,
             Absorbed::Stop => return Err(Outcome::Stopped),
-            Absorbed::PrimaryUp => return Err(Outcome::Deactivated),
+            Absorbed::Yield => return Err(Outcome::Deactivated),
         };
         connected.map_err(|failure| {
             if self.link.current.url != self.link.configured.url {
@@ -679,7 +739,7 @@ impl Session {
             let probed = match self.feed.absorb(probe(&mut conn, head, limit), true).await {
                 Absorbed::Done(r) => r,
                 Absorbed::Stop => return Err(Outcome::Stopped),
-                Absorbed::PrimaryUp => return Err(Outcome::Deactivated),
+                Absorbed::Yield => return Err(Outcome::Deactivated),
             };
             let (resp, reusable) = probed.map_err(|failure| Outcome::Retry {
                 failure,
@@ -827,6 +887,13 @@ impl Session {
                 _ = self.feed.stop.changed() => {}
                 _ = gate_changed(&mut self.feed.gate), if watch_gate => {
                     if self.feed.standby_required() {
+                        self.hand_back(&mut writer, resp).await;
+                        return Outcome::Deactivated;
+                    }
+                }
+                _ = switch_changed(&mut self.feed.enabled) => {
+                    if self.feed.disabled() {
+                        // Disabled by the operator: end the POST cleanly, like a hand-back.
                         self.hand_back(&mut writer, resp).await;
                         return Outcome::Deactivated;
                     }
@@ -1036,7 +1103,8 @@ impl Session {
         Outcome::Stopped
     }
 
-    /// A backup whose primary is live again ends its POST without EOS.
+    /// Ends the POST without EOS: a backup whose primary is live again, or a destination the
+    /// operator disabled.
     async fn hand_back(&mut self, writer: &mut Writer, mut resp: ResponseFuture) {
         let closing = async {
             self.send_raw(writer, Bytes::from_static(LAST_CHUNK), &mut resp)
@@ -1046,10 +1114,10 @@ impl Session {
         match tokio::time::timeout(HANDBACK_TIMEOUT, closing).await {
             Ok(Ok(head)) => {
                 self.record_status(head.status);
-                info!(http_status = head.status, "backup POST closed");
+                info!(http_status = head.status, "POST closed (stepping aside)");
             }
-            Ok(Err(f)) => debug!(error = %f, "backup POST closed uncleanly"),
-            Err(_) => debug!("backup POST: no final response"),
+            Ok(Err(f)) => debug!(error = %f, "POST closed uncleanly while stepping aside"),
+            Err(_) => debug!("stepping aside: no final response"),
         }
     }
 }

@@ -12,8 +12,8 @@ use ratatui::style::Color;
 use ratatui::Terminal;
 use smoothcast::console::app::{App, ChannelView, Link, View};
 use smoothcast::console::model::{
-    Alert, AudioSnapshot, InputSnapshot, RungSnapshot, SessionSnapshot, StatusSnapshot,
-    TimecodeSnapshot,
+    Alert, AudioInputSnapshot, AudioTrackSnapshot, DestinationSnapshot, InputSnapshot,
+    RungSnapshot, StatusSnapshot, StreamSnapshot, TimecodeSnapshot, VideoInputSnapshot,
 };
 use smoothcast::console::ui;
 use std::time::Duration;
@@ -25,75 +25,100 @@ fn rung(name: &str, w: u64, h: u64, kbps: f64, frames: u64) -> RungSnapshot {
         name: name.into(),
         width: w,
         height: h,
+        target_kbps: kbps.round(),
         fps: 29.97,
         bitrate_kbps: kbps,
         frames,
+        fragments: frames / 60,
         dropped: 0,
         duplicated: 0,
     }
 }
 
-fn sessions(channel: &str, dest: &str, role: &str, frags: u64) -> Vec<SessionSnapshot> {
-    ["video_1080", "video_720", "video_360", "audio"]
-        .iter()
-        .enumerate()
-        .map(|(i, track)| SessionSnapshot {
-            destination: dest.into(),
-            role: role.into(),
-            stream: format!("{channel}-{track}"),
-            url: format!("http://{dest}.example.net/live/{channel}.isml"),
-            state: "live".into(),
-            enabled: true,
-            bytes: frags * [1_250_000, 750_000, 200_000, 24_000][i],
-            fragments: frags,
-            last_status: 200,
-            reconnects: 0,
-            queue: 0,
-            replay: 2,
-            last_error: String::new(),
-        })
-        .collect()
+fn destination(channel: &str, name: &str, frags: u64) -> DestinationSnapshot {
+    DestinationSnapshot {
+        name: name.into(),
+        role: name.into(),
+        url: format!("http://{name}.example.net/live/{channel}.isml"),
+        enabled: true,
+        streams: ["1080p", "720p", "360p", "audio"]
+            .iter()
+            .enumerate()
+            .map(|(i, track)| StreamSnapshot {
+                stream_id: format!("{channel}-{track}"),
+                state: "live".into(),
+                state_secs: frags as f64 * 2.0,
+                behind: false,
+                bytes: frags * [1_250_000, 750_000, 200_000, 24_000][i],
+                fragments_sent: frags,
+                fragments_dropped: 0,
+                last_response: 200,
+                reconnects: 0,
+                queue_depth: 0,
+                replay_depth: 2,
+                last_error: String::new(),
+            })
+            .collect(),
+    }
 }
 
 fn on_air(channel: &str, tc: &str, frags: u64) -> StatusSnapshot {
     let frames = frags * 60;
-    let mut destinations = sessions(channel, "primary", "primary", frags);
-    destinations.extend(sessions(channel, "backup", "backup", frags));
     StatusSnapshot {
+        api_version: 1,
         channel: channel.into(),
         role: "active".into(),
         state: "running".into(),
-        uptime_secs: frags as f64 * 2.0,
+        ready: true,
+        version: "0.1.0".into(),
+        uptime_secs: frags as f64 * 2.0 + 3.0,
+        run_secs: frags as f64 * 2.0,
+        runs: 1,
+        last_error: String::new(),
         input: InputSnapshot {
-            video: "sdi1".into(),
-            audio: "sdi1-embedded".into(),
-            state: "live".into(),
-            format: "1920x1080 29.97".into(),
-            frames,
-            filled: 0,
+            video: VideoInputSnapshot {
+                input: "sdi1".into(),
+                kind: "device".into(),
+                state: "live".into(),
+                width: 1920,
+                height: 1080,
+                rate: "30000/1001".into(),
+                frames,
+                filled_frames: 0,
+            },
+            audio: AudioInputSnapshot {
+                input: "sdi1-embedded".into(),
+                state: "live".into(),
+                sample_rate: 48_000,
+                channels: 2,
+                peak_dbfs: vec![-6.2, -7.9],
+                rms_dbfs: vec![-18.4, -20.1],
+            },
         },
         timecode: TimecodeSnapshot {
             source: "ltc".into(),
+            drop_frame: true,
             current: tc.into(),
+            date: "2026-11-21".into(),
             frame_index: 53_065_343_880 + frames,
         },
         rungs: vec![
-            rung("video_1080", 1920, 1080, 5012.0, frames),
-            rung("video_720", 1280, 720, 2996.0, frames),
-            rung("video_360", 640, 360, 801.0, frames),
+            rung("1080p", 1920, 1080, 5012.0, frames),
+            rung("720p", 1280, 720, 2996.0, frames),
+            rung("360p", 640, 360, 801.0, frames),
         ],
-        audio: AudioSnapshot {
-            peak_dbfs: vec![-6.2, -7.9],
-            rms_dbfs: vec![-18.4, -20.1],
+        audio: AudioTrackSnapshot {
+            codec: "AAC-LC".into(),
+            target_kbps: 96.0,
             bitrate_kbps: 96.0,
+            fragments: frags,
         },
-        destinations,
-        alerts: Vec::new(),
-        log: vec![
-            format!("10:00:01 INFO channel {channel}: started, first fragment 26532671940"),
-            format!("10:00:02 INFO {channel}: primary Streams({channel}-video_1080) live"),
-            format!("10:00:02 INFO {channel}: backup Streams({channel}-video_1080) live"),
+        destinations: vec![
+            destination(channel, "primary", frags),
+            destination(channel, "backup", frags),
         ],
+        alerts: Vec::new(),
+        log: Vec::new(),
     }
 }
 
@@ -107,7 +132,10 @@ fn view(url: &str, snap: StatusSnapshot) -> ChannelView {
     let mut v = ChannelView::new(url, &snap.channel.clone());
     v.link = Link::Fresh;
     v.bitrate_history = history(8500, 200);
-    v.events = vec!["10:00:00 answering".into()];
+    v.events = vec![
+        "10:00:00 answering".into(),
+        "10:00:02 state starting → running".into(),
+    ];
     v.snapshot = Some(snap);
     v
 }
@@ -130,40 +158,40 @@ fn degraded() -> App {
     let mut app = normal();
     let sports = &mut app.channels[1];
     if let Some(s) = sports.snapshot.as_mut() {
-        s.input.state = "slate".into();
-        s.input.filled = 412;
+        s.input.video.state = "slate".into();
+        s.input.video.filled_frames = 412;
         for r in &mut s.rungs {
             r.duplicated = 412;
         }
-        s.audio.peak_dbfs = vec![-120.0, -120.0];
-        s.audio.rms_dbfs = vec![-120.0, -120.0];
-        for x in s
-            .destinations
-            .iter_mut()
-            .filter(|x| x.destination == "backup")
-        {
+        s.input.audio.state = "silent".into();
+        s.input.audio.peak_dbfs = vec![-120.0, -120.0];
+        s.input.audio.rms_dbfs = vec![-120.0, -120.0];
+        for x in &mut s.destinations[1].streams {
             x.state = "backoff".into();
-            x.last_status = 503;
+            x.last_response = 503;
             x.reconnects = 7;
-            x.queue = 12;
-            x.last_error = "HTTP 503 Service Unavailable from backup.example.net".into();
+            x.queue_depth = 12;
+            x.last_error = "HTTP 503 Service Unavailable".into();
         }
         s.alerts = vec![
             Alert {
                 severity: "critical".into(),
-                message: "input sdi1 lost for 13s: sending slate".into(),
+                code: "video_input_lost".into(),
+                message: "video input sdi1: no signal, sending slate frames".into(),
             },
             Alert {
                 severity: "warning".into(),
-                message: "destination backup down: HTTP 503 (7 reconnects)".into(),
+                code: "destination_down".into(),
+                message: "backup Streams(sports-1080p): down, reconnecting (HTTP 503)".into(),
             },
         ];
-        s.log
-            .push("10:29:46 WARN sports: input sdi1 lost, filling with slate".into());
-        s.log.push(
-            "10:29:47 WARN sports: backup Streams(sports-audio) HTTP 503, retry in 4s".into(),
-        );
     }
+    sports.events.extend([
+        "10:29:46 video input sdi1: live → slate".to_string(),
+        "10:29:46 CRITICAL: video input sdi1: no signal, sending slate frames".to_string(),
+        "10:29:47 backup: live → backoff (all 4 streams) (HTTP 503 Service Unavailable)"
+            .to_string(),
+    ]);
     app.selected = 1;
     app
 }

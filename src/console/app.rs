@@ -232,12 +232,7 @@ impl App {
     pub fn destination_names(&self) -> Vec<String> {
         self.selected_channel()
             .and_then(|c| c.snapshot.as_ref())
-            .map(|s| {
-                s.destination_groups()
-                    .iter()
-                    .map(|g| g.name.to_string())
-                    .collect()
-            })
+            .map(|s| s.destinations.iter().map(|d| d.name.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -414,15 +409,15 @@ fn disabling_takes_off_air(snapshot: Option<&StatusSnapshot>, dest: &str) -> boo
     if s.health() == Health::OffAir {
         return false;
     }
-    !s.destination_groups()
+    !s.destinations
         .iter()
-        .any(|g| g.name != dest && g.enabled() && g.live() > 0)
+        .any(|d| d.name != dest && d.enabled && d.live() > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::model::SessionSnapshot;
+    use crate::console::model::{DestinationSnapshot, StreamSnapshot};
 
     fn key(c: char) -> KeyEvent {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
@@ -432,13 +427,15 @@ mod tests {
         KeyEvent::new(c, KeyModifiers::NONE)
     }
 
-    fn session(dest: &str, state: &str) -> SessionSnapshot {
-        SessionSnapshot {
-            destination: dest.into(),
+    fn session(dest: &str, state: &str) -> DestinationSnapshot {
+        DestinationSnapshot {
+            name: dest.into(),
             role: dest.into(),
-            state: state.into(),
-            enabled: true,
-            ..SessionSnapshot::default()
+            streams: vec![StreamSnapshot {
+                state: state.into(),
+                ..StreamSnapshot::default()
+            }],
+            ..DestinationSnapshot::default()
         }
     }
 

@@ -140,16 +140,25 @@ fn body_excerpt(body: &[u8]) -> String {
     shown.chars().take(120).collect()
 }
 
-/// The runtime directories where channels announce themselves, in search order:
-/// `$XDG_RUNTIME_DIR/smoothcast` and `/run/smoothcast`.
+/// Overrides the runtime directory (the control API writes there too).
+pub const RUNTIME_DIR_ENV: &str = "SMOOTHCAST_RUNTIME_DIR";
+
+/// The runtime directories where channels announce themselves: `$SMOOTHCAST_RUNTIME_DIR` alone
+/// when set, else `/run/smoothcast` (systemd units) and `$XDG_RUNTIME_DIR/smoothcast` (a
+/// user's own runs) — the places `smoothcast run` publishes to.
 pub fn runtime_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
-        if !x.is_empty() {
-            dirs.push(PathBuf::from(x).join("smoothcast"));
-        }
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(d) = env(RUNTIME_DIR_ENV) {
+        return vec![d];
     }
-    dirs.push(PathBuf::from("/run/smoothcast"));
+    let mut dirs = vec![PathBuf::from("/run/smoothcast")];
+    if let Some(x) = env("XDG_RUNTIME_DIR") {
+        dirs.push(x.join("smoothcast"));
+    }
     dirs
 }
 
@@ -178,7 +187,13 @@ pub fn discover(dirs: &[PathBuf], token: Option<&str>) -> Vec<Target> {
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            // Dot files are the announcer's half-written temporaries.
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .collect();
         paths.sort();
         for path in paths {
@@ -270,6 +285,11 @@ impl Entry {
     ) {
         match result {
             Ok(s) => {
+                if let Some(previous) = &self.snapshot {
+                    for line in super::model::changes(previous, &s) {
+                        self.event(line);
+                    }
+                }
                 let kbps = self.bitrate(&s, now);
                 if self.history.len() >= HISTORY_LEN {
                     self.history.pop_front();
@@ -298,13 +318,17 @@ impl Entry {
     /// kbit/s for the sparkline: the server's own figure, or the growth of the session byte
     /// counters of one destination's worth of sessions since the previous poll.
     fn bitrate(&mut self, s: &StatusSnapshot, now: Instant) -> u64 {
-        let groups = s.destination_groups();
-        let bytes: u64 = groups
+        let bytes: u64 = s
+            .destinations
             .iter()
-            .map(|g| g.sessions.iter().map(|x| x.bytes).sum::<u64>())
+            .map(|d| d.sum(|x| x.bytes))
             .max()
             .unwrap_or(0);
         let previous = self.last_bytes.replace((bytes, now));
+        if !s.is_running() {
+            // The server keeps its last measurement after a stop; nothing is sent now.
+            return 0;
+        }
         let reported = s.total_kbps();
         if reported > 0.0 {
             return reported.round() as u64;
@@ -589,6 +613,10 @@ mod tests {
             ),
             ("junk.json", "not json".to_string()),
             ("notes.txt", "{}".to_string()),
+            (
+                ".c.json",
+                r#"{"channel":"half","url":"http://127.0.0.1:7004"}"#.to_string(),
+            ),
         ];
         for (name, text) in files {
             if let Err(e) = std::fs::write(dir.path().join(name), text) {
@@ -615,22 +643,21 @@ mod tests {
 
     #[test]
     fn bitrate_falls_back_to_byte_counter_growth() {
-        use crate::console::model::SessionSnapshot;
+        use crate::console::model::{DestinationSnapshot, StreamSnapshot};
         let mut e = Entry::new(Target::new("http://x:1", None));
         let t0 = Instant::now();
-        let snap = |bytes: u64| StatusSnapshot {
-            destinations: vec![
-                SessionSnapshot {
-                    destination: "p".into(),
-                    bytes,
-                    ..SessionSnapshot::default()
-                },
-                SessionSnapshot {
-                    destination: "b".into(),
+        let dest = |bytes: u64| DestinationSnapshot {
+            streams: vec![
+                StreamSnapshot {
                     bytes: bytes / 2,
-                    ..SessionSnapshot::default()
-                },
+                    ..StreamSnapshot::default()
+                };
+                2
             ],
+            ..DestinationSnapshot::default()
+        };
+        let snap = |bytes: u64| StatusSnapshot {
+            destinations: vec![dest(bytes), dest(bytes / 2)],
             ..StatusSnapshot::default()
         };
         assert_eq!(e.bitrate(&snap(1_000_000), t0), 0);

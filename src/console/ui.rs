@@ -6,7 +6,7 @@
 //! and a side column instead of stretched cells.
 
 use super::app::{App, ChannelView, Link, Shown, View};
-use super::model::{Health, SessionSnapshot, StatusSnapshot};
+use super::model::{Health, StatusSnapshot, StreamSnapshot};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
@@ -85,7 +85,11 @@ fn draw_overview_title(frame: &mut Frame, area: Rect, app: &App) {
     }
     let mut spans = vec![
         Span::raw(" smoothcast console ").bold(),
-        Span::raw(format!("│ {} channels: ", app.channels.len())),
+        Span::raw(format!(
+            "│ {} channel{}: ",
+            app.channels.len(),
+            if app.channels.len() == 1 { "" } else { "s" }
+        )),
         Span::raw(format!("{} on air", counts[0])),
     ];
     for (n, label) in [
@@ -217,14 +221,10 @@ fn overview_row(ch: &ChannelView, selected: bool, wide: bool) -> Row<'static> {
     match snap {
         Some(s) => {
             cells.push(Line::from(val(timecode_text(s))));
-            let input = if s.input.state.is_empty() {
-                "-".to_string()
-            } else {
-                s.input.state.clone()
-            };
+            let input = non_empty(&s.input.video.state, "-");
             let input_color = if dim {
                 Color::DarkGray
-            } else if s.input.is_live() {
+            } else if s.input.video.is_live() {
                 Color::Reset
             } else {
                 Color::Yellow
@@ -257,20 +257,20 @@ fn overview_row(ch: &ChannelView, selected: bool, wide: bool) -> Row<'static> {
 
 /// `live/enabled` destinations, coloured.
 fn dest_summary(s: &StatusSnapshot, dim: bool) -> Line<'static> {
-    let groups = s.destination_groups();
-    if groups.is_empty() {
+    let dests = &s.destinations;
+    if dests.is_empty() {
         return Line::raw("none");
     }
-    let enabled = groups.iter().filter(|g| g.enabled()).count();
-    let live = groups
+    let enabled = dests.iter().filter(|d| d.enabled).count();
+    let live = dests
         .iter()
-        .filter(|g| g.enabled() && g.live() == g.sessions.len())
+        .filter(|d| d.enabled && !d.streams.is_empty() && d.live() == d.streams.len())
         .count();
     let color = if dim {
         Color::DarkGray
     } else if live == enabled && enabled > 0 {
         Color::Green
-    } else if groups.iter().any(|g| g.live() > 0) {
+    } else if dests.iter().any(|d| d.live() > 0) {
         Color::Yellow
     } else {
         Color::Red
@@ -337,18 +337,17 @@ fn draw_channel_notes(frame: &mut Frame, area: Rect, ch: &ChannelView) {
 fn preview_lines(s: &StatusSnapshot) -> Vec<Line<'static>> {
     let label = |t: &str| Span::raw(format!("{t:<13}")).fg(Color::DarkGray);
     let mut dests = vec![label("Destinations")];
-    let groups = s.destination_groups();
-    if groups.is_empty() {
+    if s.destinations.is_empty() {
         dests.push(Span::raw("none"));
     }
-    for (i, g) in groups.iter().enumerate() {
+    for (i, d) in s.destinations.iter().enumerate() {
         if i > 0 {
             dests.push(Span::raw(" · "));
         }
-        let state = g.state().to_string();
-        dests.push(Span::raw(format!("{} ", g.name)));
+        let state = d.state().to_string();
+        dests.push(Span::raw(format!("{} ", d.name)));
         dests.push(Span::raw(state.clone()).fg(session_state_color(&state)));
-        dests.push(Span::raw(format!(" {}/{}", g.live(), g.sessions.len())));
+        dests.push(Span::raw(format!(" {}/{}", d.live(), d.streams.len())));
     }
     let mut ladder = vec![label("Ladder")];
     for (i, r) in s.rungs.iter().enumerate() {
@@ -361,7 +360,8 @@ fn preview_lines(s: &StatusSnapshot) -> Vec<Line<'static>> {
         )));
     }
     let mut audio = vec![label("Audio pk/rms")];
-    for (c, (p, r)) in s.audio.peak_dbfs.iter().zip(&s.audio.rms_dbfs).enumerate() {
+    let levels = &s.input.audio;
+    for (c, (p, r)) in levels.peak_dbfs.iter().zip(&levels.rms_dbfs).enumerate() {
         if c > 0 {
             audio.push(Span::raw(" · "));
         }
@@ -451,14 +451,15 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, ch: &ChannelView) {
     };
     let wide = area.width >= WIDE;
     let tall = area.height + 2 >= TALL;
-    let groups = s.destination_groups();
+    let streams: usize = s.destinations.iter().map(|d| d.streams.len()).sum();
     let dest_rows = if tall {
-        groups.len() + s.destinations.len()
+        s.destinations.len() + streams
     } else {
-        groups.len()
+        s.destinations.len()
     }
     .max(1);
-    let audio_rows = s.audio.peak_dbfs.len().max(s.audio.rms_dbfs.len()).max(1);
+    let levels = &s.input.audio;
+    let audio_rows = levels.peak_dbfs.len().max(levels.rms_dbfs.len()).max(1);
 
     if wide {
         let [left, right] =
@@ -520,16 +521,13 @@ fn section(title: &str) -> Block<'static> {
 }
 
 fn draw_info(frame: &mut Frame, area: Rect, s: &StatusSnapshot, wide: bool) {
-    let input_color = if s.input.is_live() {
+    let video = &s.input.video;
+    let input_color = if video.is_live() {
         Color::Green
     } else {
         Color::Yellow
     };
-    let input_state = if s.input.state.is_empty() {
-        "?".to_string()
-    } else {
-        s.input.state.to_uppercase()
-    };
+    let input_state = non_empty(&video.state, "?").to_uppercase();
     let mut first = vec![
         Span::raw(" TC ").fg(Color::DarkGray),
         Span::raw(timecode_text(s)).bold(),
@@ -538,15 +536,18 @@ fn draw_info(frame: &mut Frame, area: Rect, s: &StatusSnapshot, wide: bool) {
         first.push(Span::raw(format!(" ({})", s.timecode.source)).fg(Color::DarkGray));
     }
     first.push(Span::raw("  Input ").fg(Color::DarkGray));
-    first.push(Span::raw(non_empty(&s.input.video, "?")));
+    first.push(Span::raw(non_empty(&video.input, "?")));
     first.push(Span::raw(" "));
     first.push(Span::raw(input_state).fg(input_color).bold());
-    if !s.input.format.is_empty() {
-        first.push(Span::raw(format!(" {}", s.input.format)));
+    let format = video.format();
+    if !format.is_empty() {
+        first.push(Span::raw(format!(" {format}")));
     }
     let mut second = vec![
         Span::raw(" Audio ").fg(Color::DarkGray),
-        Span::raw(non_empty(&s.input.audio, "?")),
+        Span::raw(non_empty(&s.input.audio.input, "?")),
+        Span::raw(audio_state_text(&s.input.audio.state))
+            .fg(audio_state_color(&s.input.audio.state)),
         Span::raw("  Up ").fg(Color::DarkGray),
         Span::raw(fmt_age(Duration::from_secs_f64(s.uptime_secs.max(0.0)))),
         Span::raw("  Out ").fg(Color::DarkGray),
@@ -555,9 +556,12 @@ fn draw_info(frame: &mut Frame, area: Rect, s: &StatusSnapshot, wide: bool) {
     if wide {
         second.push(Span::raw("  Frame index ").fg(Color::DarkGray));
         second.push(Span::raw(s.timecode.frame_index.to_string()));
-        if s.input.filled > 0 {
+        if video.filled_frames > 0 {
             second.push(Span::raw("  Filled ").fg(Color::DarkGray));
-            second.push(Span::raw(format!("{}/{}", s.input.filled, s.input.frames)));
+            second.push(Span::raw(format!(
+                "{}/{}",
+                video.filled_frames, video.frames
+            )));
         }
     }
     frame.render_widget(
@@ -611,10 +615,26 @@ fn draw_rungs(frame: &mut Frame, area: Rect, s: &StatusSnapshot, wide: bool) {
     frame.render_widget(table, area);
 }
 
+fn audio_state_text(state: &str) -> String {
+    if state.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", state.to_uppercase())
+    }
+}
+
+fn audio_state_color(state: &str) -> Color {
+    match state.to_ascii_lowercase().as_str() {
+        "live" => Color::Green,
+        "silent" => Color::Yellow,
+        _ => Color::DarkGray,
+    }
+}
+
 fn session_state_color(state: &str) -> Color {
     match state.to_ascii_lowercase().as_str() {
         "live" => Color::Green,
-        "standby" | "disabled" | "stopped" => Color::DarkGray,
+        "standby" | "disabled" | "stopped" | "idle" => Color::DarkGray,
         "probing" | "behind" => Color::Yellow,
         _ => Color::Red,
     }
@@ -647,39 +667,40 @@ fn draw_destinations(
         header.push("last error");
         widths.push(Constraint::Fill(1));
     }
-    let groups = s.destination_groups();
     let mut rows: Vec<Row> = Vec::new();
-    if groups.is_empty() {
+    if s.destinations.is_empty() {
         rows.push(Row::new(vec!["", "(no destinations)"]));
     }
-    for (i, g) in groups.iter().enumerate() {
+    for (i, d) in s.destinations.iter().enumerate() {
         let selected = i == app.dest_selected;
-        let state = g.state().to_string();
-        let sum = |f: fn(&SessionSnapshot) -> u64| g.sessions.iter().map(|x| f(x)).sum::<u64>();
-        let max =
-            |f: fn(&SessionSnapshot) -> u64| g.sessions.iter().map(|x| f(x)).max().unwrap_or(0);
-        let last_status = g
-            .sessions
+        let state = d.state().to_string();
+        let max = |f: fn(&StreamSnapshot) -> u64| d.streams.iter().map(f).max().unwrap_or(0);
+        // The most telling answer: an error status if any session has one.
+        let last = d
+            .streams
             .iter()
-            .map(|x| x.last_status)
+            .map(|x| x.last_response)
             .find(|&c| c >= 300)
-            .or_else(|| g.sessions.iter().map(|x| x.last_status).find(|&c| c > 0))
-            .map_or("-".to_string(), |c| c.to_string());
+            .or_else(|| d.streams.iter().map(|x| x.last_response).find(|&c| c > 0));
         let mut cells = vec![
             Line::raw(if selected { "▶" } else { " " }),
-            Line::from(Span::raw(g.name.to_string()).bold()),
-            Line::raw(g.role().to_string()),
+            Line::from(Span::raw(d.name.clone()).bold()),
+            Line::raw(d.role.clone()),
             Line::from(Span::raw(state.clone()).fg(session_state_color(&state))),
-            Line::raw(format!("{}/{}", g.live(), g.sessions.len())),
-            Line::raw(sum(|x| x.fragments).to_string()),
-            Line::raw(fmt_bytes(sum(|x| x.bytes))),
-            Line::raw(last_status),
-            Line::raw(sum(|x| x.reconnects).to_string()),
-            Line::raw(format!("{}/{}", max(|x| x.queue), max(|x| x.replay))),
+            Line::raw(format!("{}/{}", d.live(), d.streams.len())),
+            Line::raw(d.sum(|x| x.fragments_sent).to_string()),
+            Line::raw(fmt_bytes(d.sum(|x| x.bytes))),
+            Line::raw(last.map_or("-".to_string(), |c| c.to_string())),
+            Line::raw(d.sum(|x| x.reconnects).to_string()),
+            Line::raw(format!(
+                "{}/{}",
+                max(|x| x.queue_depth),
+                max(|x| x.replay_depth)
+            )),
         ];
         if wide {
-            let err = g
-                .sessions
+            let err = d
+                .streams
                 .iter()
                 .map(|x| x.last_error.as_str())
                 .find(|e| !e.is_empty())
@@ -692,25 +713,25 @@ fn draw_destinations(
         }
         rows.push(row);
         if per_stream {
-            for x in &g.sessions {
+            for x in &d.streams {
                 let mut cells = vec![
                     Line::raw(""),
                     Line::from(
-                        Span::raw(format!(" └ {}", short_stream(&s.channel, &x.stream)))
+                        Span::raw(format!(" └ {}", short_stream(&s.channel, &x.stream_id)))
                             .fg(Color::DarkGray),
                     ),
                     Line::raw(""),
                     Line::from(Span::raw(x.state.clone()).fg(session_state_color(&x.state))),
                     Line::raw(""),
-                    Line::raw(x.fragments.to_string()),
+                    Line::raw(x.fragments_sent.to_string()),
                     Line::raw(fmt_bytes(x.bytes)),
-                    Line::raw(if x.last_status > 0 {
-                        x.last_status.to_string()
+                    Line::raw(if x.last_response > 0 {
+                        x.last_response.to_string()
                     } else {
                         "-".into()
                     }),
                     Line::raw(x.reconnects.to_string()),
-                    Line::raw(format!("{}/{}", x.queue, x.replay)),
+                    Line::raw(format!("{}/{}", x.queue_depth, x.replay_depth)),
                 ];
                 if wide {
                     cells.push(Line::from(Span::raw(x.last_error.clone()).fg(Color::Red)));
@@ -772,7 +793,8 @@ fn draw_meters(frame: &mut Frame, area: Rect, s: &StatusSnapshot) {
     let block = section("Audio dBFS pk/rms");
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let n = s.audio.peak_dbfs.len().max(s.audio.rms_dbfs.len());
+    let levels = &s.input.audio;
+    let n = levels.peak_dbfs.len().max(levels.rms_dbfs.len());
     if n == 0 {
         frame.render_widget(Paragraph::new(" no audio levels"), inner);
         return;
@@ -784,18 +806,12 @@ fn draw_meters(frame: &mut Frame, area: Rect, s: &StatusSnapshot) {
                 (2, 1) => "R".to_string(),
                 _ => (c + 1).to_string(),
             };
-            let peak = s
-                .audio
+            let peak = levels
                 .peak_dbfs
                 .get(c)
                 .copied()
                 .unwrap_or(f64::NEG_INFINITY);
-            let rms = s
-                .audio
-                .rms_dbfs
-                .get(c)
-                .copied()
-                .unwrap_or(f64::NEG_INFINITY);
+            let rms = levels.rms_dbfs.get(c).copied().unwrap_or(f64::NEG_INFINITY);
             meter_line(&label, peak, rms, usize::from(inner.width))
         })
         .collect();
@@ -850,7 +866,8 @@ fn draw_alerts(frame: &mut Frame, area: Rect, s: &StatusSnapshot) {
     );
 }
 
-/// The log tail: the channel's own log lines, then the console's events for it; newest last.
+/// The log tail: the channel's own log lines (if the server sends any), then what the console
+/// saw change (states, alerts, commands); newest last.
 fn draw_log(frame: &mut Frame, area: Rect, ch: &ChannelView, s: &StatusSnapshot) {
     let block = section("Log");
     let inner = block.inner(area);
@@ -859,11 +876,7 @@ fn draw_log(frame: &mut Frame, area: Rect, ch: &ChannelView, s: &StatusSnapshot)
         .log
         .iter()
         .map(|l| Line::raw(l.clone()))
-        .chain(
-            ch.events
-                .iter()
-                .map(|e| Line::from(Span::raw(format!("console: {e}")).fg(Color::DarkGray))),
-        )
+        .chain(ch.events.iter().map(|e| Line::raw(e.clone())))
         .collect();
     let skip = all.len().saturating_sub(usize::from(inner.height));
     frame.render_widget(

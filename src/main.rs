@@ -161,6 +161,10 @@ fn run(args: RunArgs) -> ExitCode {
     install_signal_handlers(sup.clone(), fragment);
     let started = Instant::now();
     if let Err(e) = sup.start() {
+        if sup.is_shutting_down() {
+            // SIGTERM before the first run began: nothing to finish.
+            return ExitCode::SUCCESS;
+        }
         eprintln!("error: {e}");
         return ExitCode::from(if e.is_bad_input() { 2 } else { 1 });
     }

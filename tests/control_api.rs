@@ -7,7 +7,7 @@ mod control_common;
 
 use control_common::{get_json, http, profile, wait_until, Ingest, Req};
 use smoothcast::channel::RunOptions;
-use smoothcast::control::api::{ChannelState, Status};
+use smoothcast::control::api::{ChannelState, Severity, Status};
 use smoothcast::control::{self, Supervisor};
 use smoothcast::profile::{self, ControlPlan, ControlToken, Plan};
 use smoothcast::time::timecode::timecode_of;
@@ -665,6 +665,23 @@ fn a_refusing_publishing_point_keeps_the_channel_unready_and_raises_alerts() {
         "{:?}",
         st.alerts
     );
+    // Once the channel had time to connect, a stream no destination takes is lost output.
+    wait_until("stream_not_delivered", Duration::from_secs(15), || {
+        status(addr)
+            .alerts
+            .iter()
+            .any(|a| a.code == "stream_not_delivered")
+    });
+    let alerts = status(addr).alerts;
+    assert_eq!(alerts[0].severity, Severity::Critical, "{alerts:?}");
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a.code == "stream_not_delivered")
+            .count(),
+        3,
+        "one per stream: {alerts:?}"
+    );
     // The encoder itself is healthy: a standby must not take over for an ingest outage.
     assert_eq!(get_json(addr, "/health")["status"], "ok");
     ingest.set_probe_status(0);
@@ -676,4 +693,86 @@ fn a_refusing_publishing_point_keeps_the_channel_unready_and_raises_alerts() {
     sup.shutdown(std::time::Instant::now() + Duration::from_secs(3));
     assert!(!sup.wait_exit().failed);
     drop(server);
+}
+
+#[test]
+fn a_new_run_with_a_fixed_timecode_continues_the_timeline_instead_of_resetting_it() {
+    let ingest = Ingest::start();
+    let text = profile(
+        "api5",
+        &[ingest.url("api5")],
+        "\n[timecode]\nsource = \"fixed\"\nstart = \"10:00:00:00\"\ndate = \"2026-01-02\"\n",
+    );
+    let sup = Supervisor::new(plan(&text), opts(true, Some(2.0)), None, None).unwrap();
+    let server = control::serve(sup.clone(), &ControlPlan::default()).unwrap();
+    let addr = server.addr();
+    let run = |expect_runs: u64| {
+        let (code, res) = post(addr, "/start");
+        assert_eq!(code, 200, "{res}");
+        wait_until("the run ends", Duration::from_secs(60), || {
+            let st = status(addr);
+            st.runs == expect_runs && st.state == ChannelState::Stopped
+        });
+        status(addr)
+    };
+    let first = run(1);
+    let second = run(2);
+    // 10:00:00:00 at 25 fps on 2026-01-02, in 1 s fragments of 25 frames.
+    let k0 = first.fragment.first_sequence.unwrap();
+    assert_eq!(first.timecode.current.as_deref(), Some("10:00:01:24"));
+    assert_eq!(second.fragment.first_sequence, Some(k0 + 2));
+    assert_eq!(second.timecode.current.as_deref(), Some("10:00:03:24"));
+    // The publishing point saw one increasing timeline, every POST ended cleanly.
+    for stream in ["api5-180p", "api5-90p", "api5-audio"] {
+        let seqs: Vec<u32> = posts_to(&ingest, "api5", stream)
+            .iter()
+            .inspect(|p| assert!(p.complete))
+            .flat_map(Req::fragments)
+            .map(|f| f.1)
+            .collect();
+        let want: Vec<u32> = (0..4).map(|i| (k0 + i) as u32).collect();
+        assert_eq!(seqs, want, "{stream}");
+    }
+    drop(server);
+}
+
+#[test]
+fn the_watchdog_is_not_fed_once_the_channel_failed() {
+    use smoothcast::control::notify::Notifier;
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let rx = UnixDatagram::bind(&path).unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let notifier =
+        Notifier::connect(path.to_str().unwrap(), Some(Duration::from_millis(200))).unwrap();
+    // A device input this build cannot open: the run fails at start.
+    let text = profile("api6", &[], "").replace(
+        "input = \"synthetic\"\nwidth = 320",
+        "input = \"sdi1\"\nwidth = 320",
+    );
+    let text = text.replace("width = 320\nheight = 180\n\n[audio]", "\n[audio]");
+    let sup = Supervisor::new(plan(&text), opts(false, None), None, Some(notifier)).unwrap();
+    let err = sup.start().unwrap_err();
+    assert!(err.is_bad_input(), "{err}");
+    assert_eq!(sup.state(), ChannelState::Failed);
+    let mut got = Vec::new();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    while start.elapsed() < Duration::from_millis(800) {
+        if let Ok(n) = rx.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+    }
+    // Pings while starting are harmless (systemd watches only after READY); none once failed.
+    let failed = got
+        .iter()
+        .position(|m| m == "STATUS=failed")
+        .unwrap_or_else(|| panic!("{got:?}"));
+    assert!(
+        !got[failed..].iter().any(|m| m.contains("WATCHDOG=1")),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|m| m.contains("READY=1")), "{got:?}");
 }

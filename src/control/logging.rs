@@ -24,7 +24,10 @@ pub fn init() {
             .event_format(JournalFormat::default())
             .try_init()
     } else {
-        builder.try_init()
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
     };
 }
 
@@ -64,7 +67,8 @@ pub fn priority(level: &Level) -> u8 {
     }
 }
 
-/// `<priority>` then tracing's full format without time or colour.
+/// `<priority>` then tracing's full format without time, level word or colour (journald
+/// shows the priority itself).
 #[derive(Debug)]
 pub struct JournalFormat {
     inner: format::Format<format::Full, ()>,
@@ -73,7 +77,10 @@ pub struct JournalFormat {
 impl Default for JournalFormat {
     fn default() -> JournalFormat {
         JournalFormat {
-            inner: format::format().without_time().with_ansi(false),
+            inner: format::format()
+                .without_time()
+                .with_level(false)
+                .with_ansi(false),
         }
     }
 }

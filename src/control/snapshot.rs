@@ -458,11 +458,13 @@ fn alerts(plan: &Plan, doc: &Status, v: &View) -> Vec<Alert> {
     // A stream no destination delivers is lost output (failover backups in standby count as
     // waiting, not delivering).
     if running && !doc.destinations.is_empty() {
+        let suffix = plan.push.stream_suffix.as_deref().unwrap_or("");
         for st in &plan.streams {
+            let id = format!("{}{suffix}", st.id);
             let mut any = false;
             let mut live = false;
             for d in &doc.destinations {
-                for s in d.streams.iter().filter(|s| s.stream_id.starts_with(&st.id)) {
+                for s in d.streams.iter().filter(|s| s.stream_id == id) {
                     any = true;
                     live |= s.state == "live" || s.state == "behind";
                 }

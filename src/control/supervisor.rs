@@ -513,6 +513,11 @@ impl Supervisor {
         }
     }
 
+    /// True once [`shutdown`](Self::shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        lock(&self.life).shutdown.is_some()
+    }
+
     /// Blocks until the process should exit: the run ended on its own (`--duration` or an
     /// error), or after [`shutdown`](Self::shutdown). A run stopped by the operator keeps the
     /// process waiting for `/start`.

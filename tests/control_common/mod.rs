@@ -29,6 +29,27 @@ impl Req {
         !self.chunked && self.body.is_empty()
     }
 
+    /// Complete `moof` boxes received so far (the body may end inside a box).
+    pub fn fragments_so_far(&self) -> usize {
+        let (mut pos, mut n) = (0usize, 0);
+        while pos + 8 <= self.body.len() {
+            let size = u32::from_be_bytes([
+                self.body[pos],
+                self.body[pos + 1],
+                self.body[pos + 2],
+                self.body[pos + 3],
+            ]) as usize;
+            if size < 8 || pos + size > self.body.len() {
+                break;
+            }
+            if &self.body[pos + 4..pos + 8] == b"moof" {
+                n += 1;
+            }
+            pos += size;
+        }
+        n
+    }
+
     /// `(track_id, sequence)` of every fragment in the body (parsed with the project's parser).
     pub fn fragments(&self) -> Vec<(u32, u32)> {
         let parsed = smoothcast::piff::parse::parse_stream(&self.body)
@@ -283,12 +304,17 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 /// A small real-time profile: two light rungs at 25 fps, 1 s fragments, synthetic inputs, one
 /// primary (and optionally a backup) pushing to `ingest`, plus `extra` TOML.
 pub fn profile(name: &str, urls: &[String], extra: &str) -> String {
+    profile_with_fragments(name, "1", urls, extra)
+}
+
+/// [`profile`] with another fragment duration (seconds, exact text).
+pub fn profile_with_fragments(name: &str, fragment: &str, urls: &[String], extra: &str) -> String {
     let mut p = format!(
         r#"
 [channel]
 name = "{name}"
 rate = "25"
-fragment_duration = "1"
+fragment_duration = "{fragment}"
 
 [video]
 input = "synthetic"

@@ -3,6 +3,7 @@
 //! The modules follow the data flow; see `shared/design.md` for the architecture.
 pub mod capture;
 pub mod channel;
+pub mod console;
 pub mod control;
 pub mod encode;
 pub mod hw;

@@ -42,6 +42,8 @@ enum Command {
     },
     /// Run the built-in test publishing point (ingest, validation, archive, client manifest).
     Sink(SinkArgs),
+    /// Watch and drive channels in a terminal UI (a client of their control APIs).
+    Console(smoothcast::console::ConsoleArgs),
 }
 
 #[derive(Args)]
@@ -121,6 +123,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Console(args) => smoothcast::console::main(args),
     }
 }
 

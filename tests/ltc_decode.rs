@@ -332,7 +332,13 @@ fn silence_noise_tones_and_square_waves_decode_nothing() {
     // at 25 fps; every 10 samples like an endless run of ones at 24 fps.
     let square = |half: usize| -> Vec<f32> {
         (0..n)
-            .map(|i| if (i / half) % 2 == 0 { 0.5 } else { -0.5 })
+            .map(|i| {
+                if (i / half).is_multiple_of(2) {
+                    0.5
+                } else {
+                    -0.5
+                }
+            })
             .collect()
     };
     for (name, pcm) in [

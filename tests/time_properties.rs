@@ -75,7 +75,7 @@ fn successor(t: Timecode, fps: u8, drop: u8) -> Timecode {
                 n.minutes = 0;
                 n.hours = (n.hours + 1) % 24;
             }
-            if t.drop_frame && n.minutes % 10 != 0 {
+            if t.drop_frame && !n.minutes.is_multiple_of(10) {
                 n.frames = drop;
             }
         }

@@ -573,7 +573,7 @@ impl SimulatedDeviceAudio {
         clocks: Arc<dyn Clocks>,
     ) -> SimulatedDeviceAudio {
         let sample_rate = sample_rate.max(1);
-        let period = if sample_rate % 1000 == 0 {
+        let period = if sample_rate.is_multiple_of(1000) {
             (sample_rate / 1000) as usize
         } else {
             48

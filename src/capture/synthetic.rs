@@ -522,7 +522,7 @@ pub fn beep_len(sample_rate: u32) -> u64 {
 
 /// True when sample `s` starts a beep: a whole second of the epoch-based sample grid.
 pub fn is_beep_onset(s: SampleIndex, sample_rate: u32) -> bool {
-    s.0 % u64::from(sample_rate.max(1)) == 0
+    s.0.is_multiple_of(u64::from(sample_rate.max(1)))
 }
 
 /// The beep onsets (sample indices) in `[from, to)`.

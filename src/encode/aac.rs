@@ -133,7 +133,7 @@ impl AacEncoder {
         if self.finished {
             return Err(self.error("input after finish()".into()));
         }
-        if pcm.len() % channels != 0 {
+        if !pcm.len().is_multiple_of(channels) {
             return Err(self.error(format!(
                 "{} samples is not a whole number of {channels}-channel sample frames",
                 pcm.len()

@@ -616,7 +616,7 @@ pub fn parse_live_manifest(b: &[u8]) -> Result<LiveManifest, PiffError> {
 /// writers terminate the document) are dropped.
 fn decode_xml_text(b: &[u8], at: u64) -> Result<String, PiffError> {
     let utf16 = |b: &[u8], le: bool| -> Result<String, PiffError> {
-        if b.len() % 2 != 0 {
+        if !b.len().is_multiple_of(2) {
             return Err(malformed(at, "UTF-16 manifest with an odd byte count"));
         }
         let units = b.chunks_exact(2).map(|p| {

@@ -480,7 +480,7 @@ fn check_dimension(field: &str, x: u32) -> Result<(), FieldError> {
             format!("{x} is outside {MIN_SIZE}–{MAX_SIZE} pixels"),
         );
     }
-    if x % 2 != 0 {
+    if !x.is_multiple_of(2) {
         return fail(field, format!("{x} is odd; 4:2:0 video needs even sizes"));
     }
     Ok(())

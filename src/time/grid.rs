@@ -68,7 +68,7 @@ impl FragmentGrid {
 
     /// True when frame `n` starts a fragment (and so must be an IDR).
     pub fn is_boundary(&self, n: FrameIndex) -> bool {
-        n.0 % self.gop == 0
+        n.0.is_multiple_of(self.gop)
     }
 
     /// The first fragment boundary at or after frame `n`.

@@ -164,7 +164,7 @@ fn ltc_rate_for(rate: Rate) -> Option<(Rate, u8)> {
     let fps = rate.nominal_fps();
     if fps <= 30 {
         Some((rate, 1))
-    } else if fps <= 60 && rate.num() % 2 == 0 {
+    } else if fps <= 60 && rate.num().is_multiple_of(2) {
         Rate::new(rate.num() / 2, rate.den()).map(|r| (r, 2))
     } else {
         None

@@ -271,7 +271,10 @@ impl Timecode {
                 nominal_fps,
             });
         }
-        if drop > 0 && self.seconds == 0 && self.minutes % 10 != 0 && u64::from(self.frames) < drop
+        if drop > 0
+            && self.seconds == 0
+            && !self.minutes.is_multiple_of(10)
+            && u64::from(self.frames) < drop
         {
             return Err(TimeError::DroppedFrameNumber {
                 timecode: *self,

@@ -157,7 +157,7 @@ impl BufferLayout {
         if self.format.is_compressed() {
             return Ok(());
         }
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return bad(format!(
                 "{} at {}x{}: 4:2:x formats need an even width and height",
                 self.format.fourcc_str(),
@@ -174,7 +174,7 @@ impl BufferLayout {
                 self.format.min_stride(self.width)
             ));
         }
-        if self.format == PixelFormat::Yuv420 && self.stride % 2 != 0 {
+        if self.format == PixelFormat::Yuv420 && !self.stride.is_multiple_of(2) {
             return bad(format!(
                 "YU12 bytesperline {} is odd (chroma planes use half of it)",
                 self.stride

@@ -236,8 +236,8 @@ fn formats(dev: &Device) -> Vec<FormatCaps> {
                     let fits = |w: u32, h: u32| {
                         (s.min_width..=s.max_width).contains(&w)
                             && (s.min_height..=s.max_height).contains(&h)
-                            && (w - s.min_width) % s.step_width.max(1) == 0
-                            && (h - s.min_height) % s.step_height.max(1) == 0
+                            && (w - s.min_width).is_multiple_of(s.step_width.max(1))
+                            && (h - s.min_height).is_multiple_of(s.step_height.max(1))
                     };
                     push_size(s.max_width, s.max_height, &mut sizes);
                     for (w, h) in COMMON_SIZES {

@@ -45,7 +45,7 @@ fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
     let sink = sink::start(SinkConfig::default()).expect("sink");
     let mut plan = profile::from_toml(PROFILE, "play.toml").expect("profile");
     let pubpoint = sink.url("/live/play.isml");
-    plan.destinations = smoothcast::push::destinations_from_urls(&[pubpoint.clone()]);
+    plan.destinations = smoothcast::push::destinations_from_urls(std::slice::from_ref(&pubpoint));
     // Real time: the player follows a live edge that moves at the speed of the clock.
     let handle = channel::start(
         &plan,

@@ -76,7 +76,7 @@ fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
 
     let manifest = format!("{pubpoint}/Manifest");
     let out = Command::new("timeout")
-        .args(["-s", "INT", "13", "gst-launch-1.0", "-v", "-e"])
+        .args(["-k", "5", "-s", "INT", "13", "gst-launch-1.0", "-v"])
         .args([
             "souphttpsrc",
             &format!("location={manifest}"),
@@ -87,9 +87,8 @@ fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
             "!",
             "queue",
             "!",
-            "h264parse",
-            "!",
-            "avdec_h264",
+            // mssdemux hands out fragmented MP4: decodebin brings qtdemux + the decoder.
+            "decodebin",
             "!",
             "fakesink",
             "name=vs",
@@ -99,9 +98,7 @@ fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
             "!",
             "queue",
             "!",
-            "aacparse",
-            "!",
-            "avdec_aac",
+            "decodebin",
             "!",
             "fakesink",
             "name=as",

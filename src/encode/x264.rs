@@ -31,7 +31,7 @@ extern "C" {
 // x264.h (build 164) defines its name lists as `static` arrays in the header, so they are not
 // symbols of the library; these copies must follow the header.
 /// x264 preset names (`x264_preset_names`).
-const PRESETS: &[&str] = &[
+pub const PRESETS: &[&str] = &[
     "ultrafast",
     "superfast",
     "veryfast",
@@ -43,8 +43,8 @@ const PRESETS: &[&str] = &[
     "veryslow",
     "placebo",
 ];
-/// x264 tune names (`x264_tune_names`).
-const TUNES: &[&str] = &[
+/// x264 tune names (`x264_tune_names`): the six "psy" tunes first, then the others.
+pub const TUNES: &[&str] = &[
     "film",
     "animation",
     "grain",

@@ -34,22 +34,11 @@ const MAX_THREADS: u32 = 128;
 const MIN_SIZE: u32 = 16;
 const MAX_SIZE: u32 = 4096;
 
-const PRESETS: &[&str] = &[
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-];
+use crate::encode::x264::{PRESETS, TUNES};
 /// x264 tunes; at most one of the first six ("psy" tunes) may be combined with the others.
-const PSY_TUNES: &[&str] = &["film", "animation", "grain", "stillimage", "psnr", "ssim"];
-const OTHER_TUNES: &[&str] = &["fastdecode", "zerolatency"];
-/// 8-bit 4:2:0 profiles; high10/422/444 need other x264 builds and pixel formats.
+const PSY_TUNES: &[&str] = TUNES.split_at(6).0;
+const OTHER_TUNES: &[&str] = TUNES.split_at(6).1;
+/// The H.264 profiles a ladder may use (8-bit 4:2:0, what Smooth players decode).
 const PROFILES: &[&str] = &["baseline", "main", "high"];
 
 /// x264 options a profile may not set through `x264 = {…}`, and why.

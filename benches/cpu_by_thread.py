@@ -3,7 +3,7 @@
 
     cpu_by_thread.py OUT.json -- COMMAND [ARGS...]
 
-Polls /proc/PID/task/*/stat every 50 ms and keeps each thread's last user+system time, so a
+Polls /proc/PID/task/*/schedstat every 50 ms and keeps each thread's last CPU time, so a
 thread that exits loses at most the last 50 ms. The total comes from the kernel's accounting of
 the whole process (wait4 rusage), which is exact. Thread names are what the threads set
 (smoothcast names its pipeline threads; x264's worker threads inherit the name of the thread
@@ -33,8 +33,13 @@ def sample(pid, seen):
         except OSError:
             continue
         comm = s[s.index("(") + 1:s.rindex(")")]
-        rest = s[s.rindex(")") + 2:].split()
-        cpu = (int(rest[11]) + int(rest[12])) / TICK
+        try:
+            # Nanoseconds on the CPU (finer than stat's utime+stime clock ticks).
+            with open(f"{base}/{tid}/schedstat") as f:
+                cpu = int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            rest = s[s.rindex(")") + 2:].split()
+            cpu = (int(rest[11]) + int(rest[12])) / TICK
         seen[tid] = (comm, cpu)
 
 

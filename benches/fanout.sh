@@ -9,6 +9,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# On a box shared with other work: `setsid -w env BENCH_NICE=-10 benches/...` runs the benchmark
+# in its own session whose scheduler autogroup gets that nice value (both tools alike).
+if [ -n "${BENCH_NICE:-}" ]; then
+  echo "$BENCH_NICE" 2>/dev/null > /proc/self/autogroup || echo "cannot set autogroup nice" >&2
+fi
 root=$(cd "$here/.." && pwd)
 secs=10
 reps=3
@@ -47,16 +52,16 @@ for rep in $(seq 1 "$reps"); do
     for d in $(seq 1 "$n"); do urls+=(--push "http://127.0.0.1:$port/d$d.isml"); done
     python3 "$here/cpu_by_thread.py" "$work/n$n-$rep.json" -- \
       "$bin" run "$profile" --duration "$secs" "${urls[@]}" > "$work/n$n-$rep.out" 2>&1
-    dropped=$(grep -o 'dropped [0-9]*' "$work/n$n-$rep.out" | awk '{s+=$2} END {print s+0}')
     python3 - "$work/n$n-$rep.json" "$n" "$rep" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-push = sum(v for k, v in r["threads"].items() if k.startswith("push-") or k.endswith("/output") or k == "bench3/output")
-print(f"{sys.argv[2]} dest, run {sys.argv[3]}: CPU {r['cpu_total']:.2f} s, push+output threads {push:.2f} s, wall {r['wall']:.1f} s")
+push = sum(v for k, v in r["threads"].items() if k.startswith("push-") or k.endswith("/output"))
+print(f"{sys.argv[2]} dest, run {sys.argv[3]}: CPU {r['cpu_total']:.2f} s, push+output threads {push:.3f} s, wall {r['wall']:.1f} s")
 PY
-    if ! grep -q 'Live\|Stopped' "$work/n$n-$rep.out"; then
-      echo "   (warning: sessions did not go live; see $work/n$n-$rep.out)"
-    fi
+    sessions=$(grep -c "Stopped sent" "$work/n$n-$rep.out" || true)
+    behind=$(grep -c "behind" "$work/n$n-$rep.out" || true)
+    [ "$sessions" = $((4 * n)) ] || echo "   (warning: $sessions of $((4 * n)) sessions finished; see $work/n$n-$rep.out)"
+    [ "$behind" = 0 ] || echo "   (warning: a destination fell behind; see $work/n$n-$rep.out)"
   done
 done
 

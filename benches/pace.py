@@ -8,11 +8,13 @@ Frame n (and the audio covering frame n's slot) is written at t0 + n / rate, t0 
 --start-at. That is also when smoothcast's synthetic source releases frame n relative to its
 first frame, so both encoders get their input at the same instants relative to the media
 timeline. t0 (UTC seconds) is written to --t0-file. The FIFOs are opened read-write so the
-pacer never blocks on the reader opening them; writes block while the reader is behind.
+pacer never blocks on the reader opening them; writes block while the reader is behind (each
+stream has its own writer thread). The reader must read both FIFOs to the end.
 """
 
 import argparse
 import os
+import threading
 import time
 from fractions import Fraction
 
@@ -36,27 +38,33 @@ def main():
     with open(a.t0_file + ".tmp", "w") as t:
         t.write(repr(t0))
     os.replace(a.t0_file + ".tmp", a.t0_file)
-    n = 0
-    while True:
-        due = t0 + float(n / rate)
-        delay = due - time.time()
-        if delay > 0:
-            time.sleep(delay)
-        done = False
-        for f, size, fd in streams:
+
+    def feed(f, size, fd):
+        # One thread per stream: a reader that is slow on one input (FFmpeg reads audio only
+        # once its video encoder produces output) must not hold back the other.
+        n = 0
+        while True:
             chunk = f.read(size)
             if len(chunk) < size:
-                done = True
                 break
+            due = t0 + float(n / rate)
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
             view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
-        if done:
-            break
-        n += 1
-    for _, _, fd in streams:
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:
+                break
+            n += 1
         os.close(fd)
 
+    threads = [threading.Thread(target=feed, args=s) for s in streams]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 if __name__ == "__main__":
     main()

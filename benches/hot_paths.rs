@@ -4,9 +4,9 @@
 //!     cargo bench --bench hot_paths [-- FILTER]
 //!
 //! The figures are CPU time, not wall time: the single-threaded benches read the calling
-//! thread's CPU clock, the push fan-out bench the CPU time (schedstat) of every thread of the
-//! process except the in-process receiver's. So they stay meaningful on a box shared with other
-//! work (which mostly slows the wall clock).
+//! thread's CPU clock, the push fan-out bench the process's CPU clock minus what the in-process
+//! receiver's threads spent. So they stay meaningful on a box shared with other work (which
+//! mostly slows the wall clock).
 //!
 //! The budget these must fit (docs/performance.md): at 30 fps with the 3-rung benchmark ladder,
 //! everything here together should stay a small part of the CPU the encoders use.
@@ -24,6 +24,7 @@ use smoothcast::time::{
 };
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,26 +56,31 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// CPU time consumed so far by every thread of this process whose name does not start with
-/// `skip` (threads that exited are not counted: measure around long-lived threads only).
-fn process_cpu_except(skip: &str) -> Duration {
-    let mut total = Duration::ZERO;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return total;
+/// `CLOCK_PROCESS_CPUTIME_ID` (Linux).
+const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+
+/// CPU time consumed so far by the whole process.
+fn process_cpu() -> Duration {
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    for t in tasks.flatten() {
-        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.starts_with(skip) {
-            continue;
-        }
-        if let Some(ns) = std::fs::read_to_string(t.path().join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        {
-            total += Duration::from_nanos(ns);
-        }
+    // SAFETY: ts is a valid, writable timespec.
+    if unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
     }
-    total
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// CPU nanoseconds spent by the in-process receiver's threads (they add to it as they go), so
+/// the fan-out bench can leave the receiving side out.
+static RECEIVER_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// CPU time of the process except the receiver's threads.
+fn sender_cpu() -> Duration {
+    process_cpu().saturating_sub(Duration::from_nanos(
+        RECEIVER_CPU_NS.load(Ordering::Relaxed),
+    ))
 }
 
 /// Runs `f` `iters` times and returns the CPU time the calling thread spent.
@@ -322,7 +328,6 @@ fn packaging(c: &mut Criterion) {
 fn discard_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    // Named "discard…" so the fan-out bench leaves the receiver's CPU out.
     let spawn = |f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
             .name("discard".into())
@@ -343,7 +348,15 @@ fn serve(mut conn: TcpStream) {
     let _ = conn.set_nodelay(true);
     let mut buf = vec![0u8; 1 << 16];
     let mut head = Vec::new();
+    let mut reported = thread_cpu();
+    let mut report = || {
+        let now = thread_cpu();
+        let spent = now.saturating_sub(reported);
+        reported = now;
+        RECEIVER_CPU_NS.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    };
     loop {
+        report();
         // Request head.
         let end = loop {
             if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -369,6 +382,7 @@ fn serve(mut conn: TcpStream) {
                     Ok(n) => {
                         tail.clear();
                         tail.extend_from_slice(&buf[..n]);
+                        report();
                     }
                 }
             }
@@ -425,7 +439,7 @@ fn push_fanout(c: &mut Criterion) {
             .expect("pusher");
             let mut seq = 0u32;
             b.iter_custom(|iters| {
-                let start = process_cpu_except("discard");
+                let start = sender_cpu();
                 for _ in 0..iters {
                     seq += 1;
                     let f = Arc::new(Fragment {
@@ -445,10 +459,12 @@ fn push_fanout(c: &mut Criterion) {
                         .any(|s| s.last_fragment.map(|(_, q)| q) != Some(seq))
                         && Instant::now() < deadline
                     {
-                        std::thread::sleep(Duration::from_micros(500));
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                 }
-                process_cpu_except("discard").saturating_sub(start)
+                // Let the receiver account for the last reads.
+                std::thread::sleep(Duration::from_millis(1));
+                sender_cpu().saturating_sub(start)
             });
             pusher.finish(Duration::from_secs(2));
         });

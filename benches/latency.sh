@@ -95,7 +95,7 @@ run_ffmpeg() {
 }
 
 if [ "$only" != smoothcast ]; then
-  "$bin" bench-source "$profile" --frames "$frames" --video "$work/src.yuv" --audio "$work/src.s16" 2>/dev/null
+  "${SOURCE_BIN:-$bin}" bench-source "$profile" --frames "$frames" --video "$work/src.yuv" --audio "$work/src.s16" 2>/dev/null
   # bench-source starts at the profile's timecode (clock): the pictures differ from a later
   # smoothcast run only in the burnt-in time, which does not change the work.
 fi

@@ -16,7 +16,8 @@
 # strings both encoders wrote into their streams (SEI).
 #
 # Environment: SMOOTHCAST=path to the binary (default: $CARGO_TARGET_DIR/release/smoothcast,
-# else target/release/smoothcast); FFMPEG_EXTRA (extra output options, e.g. "-threads 2") and
+# else target/release/smoothcast; SOURCE_BIN: another build for `bench-source`, when SMOOTHCAST
+# is an older build without it); FFMPEG_EXTRA (extra output options, e.g. "-threads 2") and
 # FFMPEG_X264_EXTRA (appended to -x264-params, e.g. "threads=2:lookahead-threads=1") to try
 # FFmpeg with other threading than its default (automatic, as x264 chooses).
 set -euo pipefail
@@ -92,7 +93,7 @@ mapfile -t rungs < <(tail -n +2 "$work/rungs.txt")
 nr=${#rungs[@]}
 
 echo "== source: ${sw}x${sh} @ ${fps_num} fps, $frames frames ($secs s), $nr rungs; work dir $work"
-"$bin" bench-source "$prof" --frames "$frames" --video "$work/src.yuv" --audio "$work/src.s16" 2> "$work/source.log"
+"${SOURCE_BIN:-$bin}" bench-source "$prof" --frames "$frames" --video "$work/src.yuv" --audio "$work/src.s16" 2> "$work/source.log"
 cat "$work/source.log"
 cat "$work/src.yuv" "$work/src.s16" > /dev/null   # page cache: FFmpeg's read is then a memcpy
 

@@ -161,7 +161,7 @@ ffmpeg_x264_opts() {
 }
 # smoothcast logs the options string of each rung's encoder at debug level.
 smoothcast_x264_opts() {
-  sed 's/\x1b\[[0-9;]*m//g' "$1" | grep "x264 options:" | grep "$2" | head -1 \
+  { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep "x264 options:" | grep "$2" || true; } | head -1 \
     | sed 's/.*x264 options: //; s/ track=.*//'
 }
 

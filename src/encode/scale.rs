@@ -7,8 +7,8 @@
 //! One exception to "no copy": when a packed output plane's rows are not 16-byte aligned
 //! (854-wide rungs: strides 854 and 427), swscale's SIMD vertical filter falls back to a
 //! slower MMX path for every misaligned row. Such sizes are scaled into an aligned scratch
-//! picture and copied into the packed buffer, which is cheaper (benches/hot_paths.rs: 1.16 →
-//! 0.87 ms per 1280x720 → 854x480 frame, copy included). The pixels are the same.
+//! picture and copied into the packed buffer, which is cheaper (benches/hot_paths.rs: about
+//! 1.16 → 0.9 ms of CPU per 1280x720 → 854x480 frame, copy included). The pixels are the same.
 
 use super::EncodeError;
 use crate::capture::{i420_planes, i420_size, VideoFrame};

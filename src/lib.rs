@@ -1,6 +1,7 @@
 //! smoothcast — a live encoder appliance: capture → timestamp → encode → package (PIFF) → push.
 //!
 //! The modules follow the data flow; see `shared/design.md` for the architecture.
+pub mod bench;
 pub mod capture;
 pub mod channel;
 pub mod console;

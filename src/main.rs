@@ -44,6 +44,9 @@ enum Command {
     Sink(SinkArgs),
     /// Watch and drive channels in a terminal UI (a client of their control APIs).
     Console(smoothcast::console::ConsoleArgs),
+    /// Write the raw synthetic source of a profile (benchmarks feed it to other encoders).
+    #[command(hide = true)]
+    BenchSource(BenchSourceArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +63,21 @@ struct SinkArgs {
     /// Seconds of media kept per track for players (DVRWindowLength).
     #[arg(long, default_value_t = 120)]
     dvr_window: u64,
+}
+
+#[derive(Args)]
+struct BenchSourceArgs {
+    /// Profile TOML file (synthetic inputs; use a fixed timecode for reproducible pictures).
+    profile: PathBuf,
+    /// Number of pictures.
+    #[arg(long, default_value_t = 600)]
+    frames: u64,
+    /// Raw I420 output file (`-` = stdout).
+    #[arg(long, value_name = "FILE")]
+    video: PathBuf,
+    /// Raw interleaved s16le output file for the tone covering the same media time.
+    #[arg(long, value_name = "FILE")]
+    audio: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -124,6 +142,53 @@ fn main() -> ExitCode {
             }
         },
         Command::Console(args) => smoothcast::console::main(args),
+        Command::BenchSource(args) => bench_source(args),
+    }
+}
+
+fn bench_source(args: BenchSourceArgs) -> ExitCode {
+    let plan = match profile::load(&args.profile) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let open = |p: &PathBuf| -> std::io::Result<Box<dyn std::io::Write>> {
+        Ok(if p.as_os_str() == "-" {
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+        } else {
+            Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))
+        })
+    };
+    let written = open(&args.video).and_then(|mut video| {
+        let mut audio = args.audio.as_ref().map(open).transpose()?;
+        Ok(smoothcast::bench::dump_source(
+            &plan,
+            SystemClocks::new().as_ref(),
+            args.frames,
+            &mut video,
+            audio
+                .as_mut()
+                .map(|a| a.as_mut() as &mut dyn std::io::Write),
+        ))
+    });
+    match written {
+        Ok(Ok(d)) => {
+            eprintln!(
+                "{} frames {}x{} from frame {}, {} audio samples from sample {}",
+                d.frames, d.width, d.height, d.first_frame.0, d.samples, d.first_sample.0
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -243,6 +308,9 @@ fn run(args: RunArgs) -> ExitCode {
             print_summary(&plan, &summary, started.elapsed());
             if let Some(r) = sink_report {
                 print_sink_report(&r);
+            }
+            if !args.fast && plan.timecode == profile::TimecodeSpec::Clock {
+                print_latency(&summary);
             }
             ExitCode::SUCCESS
         }
@@ -494,5 +562,34 @@ fn print_summary(plan: &Plan, s: &RunSummary, wall: Duration) {
     }
     for f in &s.archive_files {
         println!("  archive: {}", f.display());
+    }
+}
+
+/// The latency probe's figures: media time is UTC-locked, so "after the media ended" is real.
+fn print_latency(s: &RunSummary) {
+    println!("latency after the UTC end of each fragment's media, ms (p50 / p99 / max):");
+    for t in &s.tracks {
+        let fmt = |l: &smoothcast::push::latency::TrackLatency| {
+            format!("{:.0} / {:.0} / {:.0}", l.p50_ms, l.p99_ms, l.max_ms)
+        };
+        let mut line = format!("  {:<22}", t.label);
+        if let Some(p) = &t.packaged {
+            line.push_str(&format!(" packaged {}", fmt(p)));
+        }
+        // The worst session for this track (every destination gets the same fragments).
+        let wire = s
+            .sessions
+            .iter()
+            .flat_map(|sess| sess.latency.iter())
+            .filter(|l| l.track_id == t.track_id)
+            .max_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+        if let Some(w) = wire {
+            line.push_str(&format!(
+                ", last byte on the wire {} ({} frags)",
+                fmt(w),
+                w.count
+            ));
+        }
+        println!("{line}");
     }
 }

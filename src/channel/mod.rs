@@ -21,7 +21,8 @@ use crate::encode::scale::Scaler;
 use crate::encode::x264::X264Encoder;
 use crate::encode::EncodeError;
 use crate::piff::{header::stream_header, TrackCodec, TrackInfo};
-use crate::profile::{AudioInput, Plan, TimecodeSpec, VideoInput};
+use crate::profile::{AudioInput, Plan, RungPlan, TimecodeSpec, VideoInput};
+use crate::push::latency::{LatencyLog, TrackLatency};
 use crate::push::{Fragment, PushError, Pusher, SessionStatus, StreamHeader};
 use crate::time::{AudioGrid, Clocks, FrameGrid, FrameIndex, SampleIndex};
 use archive::Archive;
@@ -120,6 +121,8 @@ pub struct TrackCounters {
     pub dropped: AtomicU64,
     /// Video: frames encoded from a fill instead of a live picture (repeat, black, slate).
     pub duplicated: AtomicU64,
+    /// Latency probe: when each fragment left its packager, after the UTC end of its media.
+    pub packaged: LatencyLog,
 }
 
 /// A read-only snapshot for status displays.
@@ -167,6 +170,8 @@ pub struct TrackStatus {
     pub dropped: u64,
     /// Video: frames encoded from a fill (repeat, black, slate).
     pub duplicated: u64,
+    /// Packaging latency (fragment emitted − UTC end of its media); see [`LatencyLog`].
+    pub packaged: Option<TrackLatency>,
 }
 
 /// What a finished run produced, per track.
@@ -320,6 +325,7 @@ impl ChannelMonitor {
                 last_end: t.counters.last_end.load(Ordering::Relaxed),
                 dropped: t.counters.dropped.load(Ordering::Relaxed),
                 duplicated: t.counters.duplicated.load(Ordering::Relaxed),
+                packaged: t.counters.packaged.snapshot().into_iter().next(),
             })
             .collect()
     }
@@ -420,8 +426,15 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
 
     // 2. Encoders (their configs are needed for the headers).
     let mut video_encoders = Vec::new();
-    for rung in &plan.rungs {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::encode::x264::ladder_threads(&plan.rungs, cores);
+    for (rung, threads) in plan.rungs.iter().zip(threads) {
+        let rung = &RungPlan {
+            threads,
+            ..rung.clone()
+        };
         let label = format!("{ch}/{}", rung.name);
+        tracing::debug!(track = %label, threads, cores, "x264 threads (0 = x264's choice)");
         let enc = X264Encoder::new(&label, rung, plan.rate, frags.gop).map_err(|source| {
             ChannelError::Encode {
                 channel: ch.clone(),
@@ -637,6 +650,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
             VideoPackager::new(rung.track_id, frames, frags, enc.config().reorder_frames);
         let ctx = StageCtx {
             channel: ch.clone(),
+            clocks: opts.clocks.clone(),
+            timescale: plan.timescale,
             bus: bus_tx.clone(),
             meta_index: i,
             counters: metas[i].counters.clone(),
@@ -686,6 +701,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         let audio_index = metas.len() - 1;
         let ctx = StageCtx {
             channel: ch.clone(),
+            clocks: opts.clocks.clone(),
+            timescale: plan.timescale,
             bus: bus_tx.clone(),
             meta_index: audio_index,
             counters: metas[audio_index].counters.clone(),
@@ -760,6 +777,9 @@ fn spawn<T: Send + 'static>(
 /// What a track's last stage needs to publish fragments.
 struct StageCtx {
     channel: String,
+    /// For the latency probe: UTC now, and the ticks per second of media time.
+    clocks: Arc<dyn Clocks>,
+    timescale: u32,
     bus: Sender<(usize, Arc<Fragment>)>,
     meta_index: usize,
     counters: Arc<TrackCounters>,
@@ -779,6 +799,12 @@ impl StageCtx {
         self.counters
             .last_end
             .store(f.time + f.duration, Ordering::Relaxed);
+        self.counters.packaged.record(
+            f.track_id,
+            f.time + f.duration,
+            self.timescale,
+            self.clocks.utc_nanos(),
+        );
         self.bus.send((self.meta_index, Arc::new(f))).is_ok()
     }
 

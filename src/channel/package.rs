@@ -101,6 +101,12 @@ impl VideoPackager {
         }
         self.pictures.push((pic.pts, pic.keyframe, pic.data.len()));
         self.payload.extend_from_slice(&pic.data);
+        // A closed GOP is complete once it holds G pictures: emit it now rather than when the
+        // next IDR comes out of the encoder, which is one more frame (plus the encoder's delay)
+        // later. Incomplete GOPs still end at the next IDR or at `flush`.
+        if done.is_none() && self.pictures.len() as u64 >= self.fragments.gop {
+            done = self.flush()?;
+        }
         Ok(done)
     }
 
@@ -151,6 +157,8 @@ pub struct AudioPackager {
     frames: FrameGrid,
     fragments: FragmentGrid,
     current: Option<(u64, u64)>,
+    /// First AAC frame of the fragment after the current one.
+    current_end: u64,
     /// Frame index `j` the next unit must have (units are contiguous).
     next: Option<u64>,
     sizes: Vec<usize>,
@@ -170,6 +178,7 @@ impl AudioPackager {
             frames,
             fragments,
             current: None,
+            current_end: 0,
             next: None,
             sizes: Vec::new(),
             payload: Vec::new(),
@@ -199,9 +208,17 @@ impl AudioPackager {
         }
         if self.current.is_none() {
             self.current = Some((k, unit.index));
+            self.current_end = self
+                .audio
+                .fragment_start(k + 1, &self.frames, &self.fragments);
         }
         self.sizes.push(unit.data.len());
         self.payload.extend_from_slice(&unit.data);
+        // The fragment is complete with its last AAC frame: emit it without waiting for the
+        // next unit (one AAC frame plus the encoder's delay later).
+        if done.is_none() && unit.index + 1 >= self.current_end {
+            done = self.flush()?;
+        }
         Ok(done)
     }
 
@@ -284,18 +301,22 @@ mod tests {
         );
         let frags = FragmentGrid { gop: 4 };
         let mut p = VideoPackager::new(1, grid, frags, 1);
-        // Decode order of a closed GOP I0 P3 B1 B2, then the next IDR.
+        // Decode order of a closed GOP I0 P3 B1 B2.
         let base = 4 * 1_000_000;
-        for (pts, key) in [(0, true), (3, false), (1, false), (2, false)] {
+        for (pts, key) in [(0, true), (3, false), (1, false)] {
             assert!(p.push(pic(base + pts, key)).unwrap().is_none());
         }
-        let f = p.push(pic(base + 4, true)).unwrap().unwrap();
+        // The fourth picture completes the closed GOP: the fragment is out at once.
+        let f = p.push(pic(base + 2, false)).unwrap().unwrap();
         assert_eq!(f.sequence, 1_000_000);
         assert_eq!(f.time, grid.time_of(FrameIndex(base)).0);
         assert_eq!(
             f.duration,
             grid.time_of(FrameIndex(base + 4)).0 - grid.time_of(FrameIndex(base)).0
         );
+        // The next IDR starts the next fragment.
+        assert!(p.push(pic(base + 4, true)).unwrap().is_none());
+        assert_eq!(p.flush().unwrap().unwrap().sequence, 1_000_001);
     }
 
     #[test]

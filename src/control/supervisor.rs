@@ -656,6 +656,7 @@ mod tests {
             last_end,
             dropped: 0,
             duplicated: 0,
+            packaged: None,
         }
     }
 
@@ -748,6 +749,7 @@ mod tests {
             queue_depth: 0,
             replay_depth: 0,
             state_since: Duration::ZERO,
+            latency: Vec::new(),
         };
         st.sessions.push(session.clone());
         let mut t = Tracker::default();

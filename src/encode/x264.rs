@@ -384,7 +384,13 @@ impl X264Encoder {
             match nal.i_type {
                 t if t == sys::nal_unit_type_e_NAL_SPS as c_int => self.config.sps = body.to_vec(),
                 t if t == sys::nal_unit_type_e_NAL_PPS as c_int => self.config.pps = body.to_vec(),
-                _ => {} // the SEI (x264 version string) is not part of the config
+                // The SEI (x264 version and options string) is not part of the config; it is
+                // logged so the settings in effect can be compared (benches/vs-ffmpeg.sh).
+                _ => {
+                    if let Some(opts) = x264_options_string(body) {
+                        tracing::debug!(track = %self.log.track, "x264 options: {opts}");
+                    }
+                }
             }
         }
         if self.config.sps.is_empty() || self.config.pps.is_empty() {
@@ -535,6 +541,30 @@ impl Drop for X264Encoder {
     }
 }
 
+/// x264 threads for every rung of a ladder on a box with `cores` CPUs: a rung's own `threads`
+/// when set, otherwise (0 = automatic) a share of the cores proportional to its pixel count,
+/// at least one. A single automatic rung keeps x264's own choice (1.5 × cores frame threads).
+///
+/// Why not x264's automatic choice for every rung: each rung already runs in its own thread, so
+/// a ladder is parallel across rungs; x264's `1.5 × cores` frame threads *per rung* multiply
+/// the threads (9 for three rungs on 2 cores), and every frame thread costs frames of memory,
+/// a frame of latency and synchronisation CPU without adding parallelism the cores can use.
+pub fn ladder_threads(rungs: &[RungPlan], cores: usize) -> Vec<u32> {
+    let auto = rungs.iter().filter(|r| r.threads == 0).count();
+    let pixels = |r: &RungPlan| u64::from(r.width) * u64::from(r.height);
+    let total: u64 = rungs.iter().map(pixels).sum::<u64>().max(1);
+    let cores = cores.max(1) as u64;
+    rungs
+        .iter()
+        .map(|r| match r.threads {
+            0 if auto == 1 && rungs.len() == 1 => 0,
+            // round(cores × share), at least 1.
+            0 => u32::try_from(((2 * cores * pixels(r) + total) / (2 * total)).max(1)).unwrap_or(1),
+            t => t,
+        })
+        .collect()
+}
+
 fn cstring(s: &str) -> Result<CString, std::ffi::NulError> {
     CString::new(s)
 }
@@ -551,6 +581,15 @@ fn param_parse(p: &mut sys::x264_param_t, key: &str, value: &str) -> Result<(), 
     }
 }
 
+/// The options string x264 writes into its version SEI (`… - options: cabac=1 ref=1 …`).
+fn x264_options_string(sei: &[u8]) -> Option<String> {
+    const MARK: &[u8] = b"options: ";
+    let at = sei.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    let rest = &sei[at..];
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
 /// The bytes of one NAL as x264 returned them (length prefix included).
 ///
 /// # Safety
@@ -561,5 +600,45 @@ unsafe fn nal_bytes(nal: &sys::x264_nal_t) -> &[u8] {
             std::slice::from_raw_parts(nal.p_payload, len)
         },
         _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rung(width: u32, height: u32, threads: u32) -> RungPlan {
+        RungPlan {
+            name: format!("{height}p"),
+            track_id: 1,
+            track_name: "video".into(),
+            width,
+            height,
+            bitrate_kbps: 1000,
+            max_bitrate_kbps: 1000,
+            buffer_kbit: 2000,
+            preset: "veryfast".into(),
+            tune: None,
+            profile: "high".into(),
+            level: None,
+            bframes: 2,
+            threads,
+            x264_params: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn three_rung_ladder_on_two_cores_gets_one_thread_per_rung() {
+        let ladder = [rung(1280, 720, 0), rung(854, 480, 0), rung(640, 360, 0)];
+        assert_eq!(ladder_threads(&ladder, 2), vec![1, 1, 1]);
+        // On 8 cores the shares are 59 %, 26 %, 15 % of the pixels.
+        assert_eq!(ladder_threads(&ladder, 8), vec![5, 2, 1]);
+    }
+
+    #[test]
+    fn explicit_threads_are_kept_and_a_single_rung_is_left_to_x264() {
+        let ladder = [rung(1280, 720, 3), rung(640, 360, 0)];
+        assert_eq!(ladder_threads(&ladder, 2), vec![3, 1]);
+        assert_eq!(ladder_threads(&[rung(1920, 1080, 0)], 2), vec![0]);
     }
 }

@@ -26,6 +26,7 @@
 
 mod auth;
 mod http;
+pub mod latency;
 mod mp4;
 mod policy;
 mod replay;
@@ -130,6 +131,9 @@ pub struct SessionStatus {
     pub replay_depth: usize,
     /// When the current state began, on the monotonic clock of the injected [`Clocks`].
     pub state_since: Duration,
+    /// Latency probe per track: when each fragment's last byte was written to the socket,
+    /// after the UTC instant its media ends (meaningful with the `clock` timecode in real time).
+    pub latency: Vec<latency::TrackLatency>,
 }
 
 /// Errors of the push layer (starting a pusher; session failures are retried and reported in

@@ -16,6 +16,7 @@ use super::auth::{pick_challenge, AuthState, Challenge};
 use super::http::{
     post_head, truncate, write_chunk, Framing, ReadError, ResponseHead, ResponseReader, LAST_CHUNK,
 };
+use super::latency::LatencyLog;
 use super::mp4::EMPTY_MFRA;
 use super::policy::{reaction, Backoff, Reaction, RetryKind};
 use super::replay::ReplayBuffer;
@@ -133,6 +134,8 @@ pub(crate) struct Shared {
     forbidden: AtomicU64,
     replay_depth: AtomicUsize,
     detail: Mutex<Detail>,
+    /// When each fragment's last byte was written to the socket, after its media end.
+    latency: LatencyLog,
 }
 
 #[derive(Debug)]
@@ -198,6 +201,7 @@ impl Shared {
                 last_fragment: None,
                 state_since: now,
             }),
+            latency: LatencyLog::default(),
         }
     }
 
@@ -258,6 +262,7 @@ impl Shared {
             queue_depth,
             replay_depth: self.replay_depth.load(Ordering::Relaxed),
             state_since: d.state_since,
+            latency: self.latency.snapshot(),
         }
     }
 }
@@ -302,6 +307,8 @@ struct Conn {
 struct Ctx {
     shared: Arc<Shared>,
     header_chunks: Vec<Bytes>,
+    /// `(track_id, timescale)` of the stream's tracks, for the latency probe.
+    timescales: Vec<(u32, u32)>,
     connect_timeout: Duration,
     send_timeout: Duration,
     send_eos: bool,
@@ -534,6 +541,7 @@ impl Session {
             ctx: Ctx {
                 shared: spec.shared.clone(),
                 header_chunks: spec.header_chunks,
+                timescales: spec.timescales.clone(),
                 connect_timeout: spec.connect_timeout,
                 send_timeout: spec.send_timeout,
                 send_eos: spec.send_eos,
@@ -1032,6 +1040,15 @@ impl Session {
             }
         }
         self.send_chunk(writer, &f.bytes, resp).await?;
+        // Latency probe: the last byte is in the socket now.
+        if let Some(&(_, ts)) = self.ctx.timescales.iter().find(|(t, _)| *t == f.track_id) {
+            self.ctx.shared.latency.record(
+                f.track_id,
+                f.time.saturating_add(f.duration),
+                ts,
+                self.ctx.clocks.utc_nanos(),
+            );
+        }
         match self
             .feed
             .last_seq

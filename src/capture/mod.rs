@@ -143,6 +143,29 @@ impl Pacer {
 
     /// Sleeps until `units × secs_num / secs_den` seconds after the origin (rounded up to the
     /// nanosecond, so an item is never released before its exact due time).
+    /// Releases an audio block of `frames` sample frames starting at `first`, once its last
+    /// sample is due (`start` is the source's first sample, due at the origin).
+    pub(crate) fn audio_block(
+        &self,
+        start: SampleIndex,
+        first: SampleIndex,
+        channels: u16,
+        sample_rate: u32,
+        samples: Vec<i16>,
+    ) -> AudioBlock {
+        let frames = (samples.len() / usize::from(channels.max(1))) as u64;
+        if frames > 0 {
+            let last = first.0 + frames - 1;
+            self.wait_until(last - start.0, 1, u64::from(sample_rate));
+        }
+        AudioBlock {
+            first,
+            channels,
+            sample_rate,
+            samples,
+        }
+    }
+
     pub(crate) fn wait_until(&self, units: u64, secs_num: u64, secs_den: u64) {
         let Some(clocks) = &self.clocks else { return };
         if secs_den == 0 {

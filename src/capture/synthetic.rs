@@ -603,19 +603,10 @@ impl AudioSource for SyntheticAudio {
         let first = self.next;
         let mut samples = vec![0; max_frames * usize::from(self.channels)];
         self.render(first, &mut samples);
-        let frames = max_frames as u64;
-        if frames > 0 {
-            let last = first.0 + frames - 1;
-            self.pacer
-                .wait_until(last - self.start.0, 1, u64::from(self.sample_rate));
-        }
-        self.next = SampleIndex(first.0 + frames);
-        Ok(AudioBlock {
-            first,
-            channels: self.channels,
-            sample_rate: self.sample_rate,
-            samples,
-        })
+        self.next = SampleIndex(first.0 + max_frames as u64);
+        Ok(self
+            .pacer
+            .audio_block(self.start, first, self.channels, self.sample_rate, samples))
     }
 
     fn channels(&self) -> u16 {

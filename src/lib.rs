@@ -12,4 +12,5 @@ pub mod piff;
 pub mod profile;
 pub mod push;
 pub mod sink;
+pub mod standby;
 pub mod time;

@@ -42,6 +42,8 @@ enum Command {
     },
     /// Run the built-in test publishing point (ingest, validation, archive, client manifest).
     Sink(SinkArgs),
+    /// N+M standby: watch the channels published in etcd and take over one whose box failed.
+    Standby(StandbyArgs),
     /// Watch and drive channels in a terminal UI (a client of their control APIs).
     Console(smoothcast::console::ConsoleArgs),
     /// Write the raw synthetic source of a profile (benchmarks feed it to other encoders).
@@ -63,6 +65,54 @@ struct SinkArgs {
     /// Seconds of media kept per track for players (DVRWindowLength).
     #[arg(long, default_value_t = 120)]
     dvr_window: u64,
+}
+
+/// etcd membership options shared by `run --etcd` and `standby`.
+#[derive(Args, Clone)]
+struct EtcdArgs {
+    /// etcd client URL (repeatable for a cluster): makes this box an N+M member.
+    #[arg(long = "etcd", value_name = "URL")]
+    etcd: Vec<String>,
+    /// This box's id in the pool (default: the host name); also sent in the User-Agent.
+    #[arg(long, value_name = "ID")]
+    box_id: Option<String>,
+    /// Lease TTL in whole seconds: a failed box is detected within this time.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    lease_ttl: u64,
+    /// Key prefix in etcd.
+    #[arg(long, value_name = "PREFIX", default_value = smoothcast::standby::DEFAULT_PREFIX)]
+    etcd_prefix: String,
+}
+
+impl EtcdArgs {
+    fn coordination(&self) -> Option<smoothcast::standby::Coordination> {
+        (!self.etcd.is_empty()).then(|| smoothcast::standby::Coordination {
+            endpoints: self.etcd.clone(),
+            box_id: self.box_id(),
+            lease_ttl: Duration::from_secs(self.lease_ttl.max(1)),
+            prefix: self.etcd_prefix.clone(),
+        })
+    }
+    fn box_id(&self) -> String {
+        self.box_id
+            .clone()
+            .unwrap_or_else(smoothcast::standby::default_box_id)
+    }
+}
+
+#[derive(Args)]
+struct StandbyArgs {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// This box's hw map: a channel is taken only if its logical inputs resolve here.
+    #[arg(long, value_name = "FILE")]
+    hw: PathBuf,
+    /// Only take these channels (repeatable; default: any published channel).
+    #[arg(long = "channel", value_name = "NAME")]
+    channels: Vec<String>,
+    /// Control API address of the channel once taken (port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    control: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -113,6 +163,8 @@ struct RunArgs {
     /// Do not serve the control API.
     #[arg(long, conflicts_with_all = ["control", "control_token_file"])]
     no_control: bool,
+    #[command(flatten)]
+    member: EtcdArgs,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +183,7 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => run(args),
         Command::Sink(args) => run_sink(args),
+        Command::Standby(args) => run_standby(args),
         Command::Hw { json } => match smoothcast::hw::list::run(json) {
             Ok(listing) => {
                 print!("{listing}");
@@ -215,6 +268,17 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(s) = &args.stream_suffix {
         plan.push.stream_suffix = Some(s.clone());
     }
+    let coordination = args.member.coordination();
+    if coordination.is_some() || args.member.box_id.is_some() {
+        plan.push.box_id = Some(args.member.box_id());
+    }
+    if coordination.is_some() && plan.timecode != profile::TimecodeSpec::Clock {
+        eprintln!(
+            "error: --etcd needs timecode.source = \"clock\": a standby taking the channel over \
+             must continue the timeline, not restart a fixed timecode"
+        );
+        return ExitCode::from(2);
+    }
     // The built-in demo with nowhere to push: start the built-in publishing point in-process.
     let demo_sink = if args.profile.is_none()
         && args.push.is_empty()
@@ -253,6 +317,7 @@ fn run(args: RunArgs) -> ExitCode {
         push: !args.no_push,
         clocks,
         inputs: Default::default(),
+        start_fragment: None,
     };
     let fragment = {
         let (num, den) = plan.fragment_secs;
@@ -284,7 +349,49 @@ fn run(args: RunArgs) -> ExitCode {
     };
     install_signal_handlers(sup.clone(), fragment);
     let started = Instant::now();
-    if let Err(e) = sup.start() {
+    if let Some(coord) = coordination {
+        // N+M member: the channel starts when this box wins it (maybe never: standby).
+        let record = smoothcast::standby::ProfileRecord {
+            profile_toml: match &args.profile {
+                Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+                None => profile::DEMO_PROFILE.to_string(),
+            },
+            origin: args
+                .profile
+                .as_ref()
+                .map_or_else(|| "profiles/demo.toml".into(), |p| p.display().to_string()),
+            push_urls: args.push.clone(),
+            published_by: coord.box_id.clone(),
+            published_unix_ms: 0,
+        };
+        let member = smoothcast::standby::Member::new(coord.clone(), sup.clone(), Some(record));
+        sup.set_redundancy(member.clone());
+        sup.hold_idle();
+        let spawned = std::thread::Builder::new()
+            .name("n+m member".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "N+M member: no runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let store = smoothcast::standby::agent::connect_retrying(&coord).await;
+                    member
+                        .run(store, smoothcast::standby::MemberStart::Acquire)
+                        .await;
+                });
+            });
+        if let Err(e) = spawned {
+            eprintln!("error: N+M member thread: {e}");
+            return ExitCode::from(1);
+        }
+    } else if let Err(e) = sup.start() {
         if sup.is_shutting_down() {
             // SIGTERM before the first run began: nothing to finish.
             return ExitCode::SUCCESS;
@@ -436,6 +543,36 @@ fn session_line(s: &SessionStatus) -> String {
         line.push_str(&format!(", last error: {e}"));
     }
     line
+}
+
+fn run_standby(args: StandbyArgs) -> ExitCode {
+    let Some(coord) = args.etcd.coordination() else {
+        eprintln!("error: standby needs --etcd URL");
+        return ExitCode::from(2);
+    };
+    if let Err(e) = smoothcast::hw::HwMap::load(&args.hw) {
+        eprintln!("error: --hw: {e}");
+        return ExitCode::from(2);
+    }
+    let cfg = smoothcast::standby::AgentConfig {
+        coord,
+        hw_map: args.hw,
+        control: args.control,
+        channels: args.channels,
+    };
+    // SIGTERM/SIGINT: exit; a channel taken over is ended by the process exit (its lease
+    // expires and another standby takes it).
+    std::thread::spawn(|| {
+        wait_for_signal();
+        std::process::exit(0);
+    });
+    match smoothcast::standby::run_agent(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run_sink(args: SinkArgs) -> ExitCode {

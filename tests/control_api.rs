@@ -28,6 +28,7 @@ fn opts(fast: bool, duration: Option<f64>) -> RunOptions {
         push: true,
         clocks: SystemClocks::new(),
         inputs: Default::default(),
+        start_fragment: None,
     }
 }
 

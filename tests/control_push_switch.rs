@@ -26,6 +26,7 @@ fn opts(mode: PushMode) -> PushOptions {
         client_cert: None,
         client_key: None,
         stream_suffix: None,
+        box_id: None,
         queue_fragments: 16,
     }
 }

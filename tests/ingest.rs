@@ -80,6 +80,7 @@ fn run(plan: &Plan, secs: f64) -> RunSummary {
             push: true,
             clocks: SystemClocks::new(),
             inputs: Default::default(),
+            start_fragment: None,
         },
     )
     .expect("channel starts");

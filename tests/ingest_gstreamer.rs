@@ -56,6 +56,7 @@ fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
             push: true,
             clocks: SystemClocks::new(),
             inputs: Default::default(),
+            start_fragment: None,
         },
     )
     .expect("channel starts");

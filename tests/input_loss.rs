@@ -225,6 +225,7 @@ fn input_loss_mid_gop_keeps_timeline() {
                 loss: Some(policy),
                 hw_map: None,
             },
+            start_fragment: None,
         },
     )
     .unwrap();

@@ -471,6 +471,7 @@ fn opts() -> PushOptions {
         client_cert: None,
         client_key: None,
         stream_suffix: None,
+        box_id: None,
         queue_fragments: 64,
     }
 }

@@ -106,6 +106,24 @@ pub struct RunOptions {
     /// How device inputs are built: the box's hw map, the input-loss policy, and (a test and
     /// integration seam) caller-supplied source factories that replace the plan's inputs.
     pub inputs: InputOptions,
+    /// Start no earlier than this fragment (an N+M handover begins exactly where the handing
+    /// box stops); `None`: the first boundary at or after the start timecode.
+    pub start_fragment: Option<u64>,
+}
+
+impl RunOptions {
+    /// Real time, no duration limit, no archive, pushing, default inputs, on `clocks`.
+    pub fn new(clocks: Arc<dyn Clocks>) -> RunOptions {
+        RunOptions {
+            fast: false,
+            duration_secs: None,
+            archive: None,
+            push: true,
+            clocks,
+            inputs: InputOptions::default(),
+            start_fragment: None,
+        }
+    }
 }
 
 /// Live counters of one track, written by its pipeline thread.
@@ -236,6 +254,10 @@ impl StopState {
     fn note(&self, k: u64) {
         self.reached.fetch_max(k, Ordering::SeqCst);
     }
+    /// Fragments `>= k` are not produced (fragments before `k` still are).
+    fn request_before(&self, k: u64) {
+        self.end_fragment.fetch_min(k, Ordering::SeqCst);
+    }
     /// Ends the run after the fragment currently being produced.
     fn request(&self) {
         let after = self.reached.load(Ordering::SeqCst).saturating_add(1);
@@ -256,6 +278,27 @@ impl ChannelMonitor {
             *d = Some(d.map_or(deadline, |old| old.min(deadline)));
         }
         self.stop.request();
+    }
+
+    /// Ends the run before fragment `k`: fragments `< k` are still produced and pushed (an N+M
+    /// handover at a fragment boundary). Never extends a stop already requested.
+    pub fn request_stop_before(&self, k: u64) {
+        self.stop.request_before(k);
+    }
+
+    /// Fencing: stops pushing **now** — every push connection is dropped without finishing its
+    /// POST and no further fragment is handed to a destination — and ends the run. Used when
+    /// this box may have lost its N+M lease: another box may own the channel any moment.
+    pub fn fence(&self) {
+        let pusher = self.pusher.lock().ok().and_then(|mut p| p.take());
+        // Dropping the pusher shuts its runtime down at once (no terminating chunk).
+        drop(pusher);
+        self.stop.request_before(0);
+    }
+
+    /// The fragment the sources are producing (the highest started).
+    pub fn current_fragment(&self) -> u64 {
+        self.stop.reached.load(Ordering::SeqCst)
     }
 
     /// Enables or disables a destination's push sessions ([`Pusher::set_enabled`]).
@@ -409,7 +452,10 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
             channel: ch.clone(),
             reason: e.to_string(),
         })?;
-    let first = frags.next_boundary(n0);
+    let mut first = frags.next_boundary(n0);
+    if let Some(k) = opts.start_fragment {
+        first = first.max(frags.first_frame(k));
+    }
     let k0 = frags.fragment_of(first);
     let end_fragment = match opts.duration_secs {
         Some(s) => {

@@ -71,6 +71,43 @@ pub struct Status {
     pub destinations: Vec<DestinationStatus>,
     /// Conditions an operator should look at, most severe first.
     pub alerts: Vec<Alert>,
+    /// N+M membership (`run --etcd`, or a standby box that took the channel); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redundancy: Option<Redundancy>,
+}
+
+/// This box's N+M membership for the channel.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Redundancy {
+    /// This box's id (`--box-id`, default the host name).
+    pub box_id: String,
+    /// `active` (holds the channel's lease and pushes), `standby` (waits; the channel is
+    /// owned elsewhere or free), `fenced` (lost contact with etcd: pushing stopped).
+    pub role: String,
+    /// The box that owns the channel now, as etcd last said (`None`: free or unknown).
+    pub owner: Option<String>,
+    /// Lease TTL, seconds.
+    pub lease_ttl_secs: f64,
+    /// etcd answered the last request.
+    pub etcd_ok: bool,
+    /// Seconds since the lease was last renewed (active only).
+    pub last_renewal_secs: Option<f64>,
+    /// Recent ownership events of this channel (acquired, takeover, fenced, handover…),
+    /// oldest first.
+    pub events: Vec<RedundancyEvent>,
+}
+
+/// One ownership event, as recorded in etcd by the box it happened on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedundancyEvent {
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// The box it happened on.
+    pub box_id: String,
+    /// `acquired`, `takeover`, `fenced`, `released`, `handover`, `refused`.
+    pub kind: String,
+    /// Human-readable detail (figures: detection and takeover times, first fragment).
+    pub detail: String,
 }
 
 /// The channel's inputs.

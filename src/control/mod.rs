@@ -37,7 +37,7 @@ mod supervisor;
 
 pub use server::{load_token, serve, ControlServer};
 pub use snapshot::session_state_name;
-pub use supervisor::{RunExit, Supervisor};
+pub use supervisor::{RedundancyControl, RunExit, Supervisor};
 
 use crate::channel::ChannelError;
 use std::net::SocketAddr;

@@ -297,6 +297,7 @@ enum Route {
     Start,
     Stop,
     Restart,
+    Failback,
     Destination(String, bool),
 }
 
@@ -310,6 +311,7 @@ fn route(path: &str) -> Option<(Route, Method)> {
         "/start" => (Route::Start, Method::POST),
         "/stop" => (Route::Stop, Method::POST),
         "/restart" => (Route::Restart, Method::POST),
+        "/failback" => (Route::Failback, Method::POST),
         _ => {
             let rest = path.strip_prefix("/destinations/")?;
             let (name, action) = rest.split_once('/')?;
@@ -363,7 +365,7 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
                 "channel": sup.plan().channel,
                 "endpoints": [
                     "GET /status", "GET /profile", "GET /health", "GET /metrics",
-                    "POST /start", "POST /stop", "POST /restart",
+                    "POST /start", "POST /stop", "POST /restart", "POST /failback",
                     "POST /destinations/<name>/enable", "POST /destinations/<name>/disable",
                 ],
             }),
@@ -387,6 +389,15 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
         Route::Start => action(sup, |s| s.start()).await,
         Route::Stop => action(sup, |s| s.stop()).await,
         Route::Restart => action(sup, |s| s.restart()).await,
+        Route::Failback => {
+            action(sup, |s| match s.redundancy() {
+                Some(r) => r.failback(),
+                None => Err(ControlError::Conflict(
+                    "this channel is not an N+M member (run it with --etcd)".into(),
+                )),
+            })
+            .await
+        }
         Route::Destination(name, enable) => {
             action(sup, move |s| s.set_destination_enabled(&name, enable)).await
         }

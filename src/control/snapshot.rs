@@ -285,10 +285,13 @@ pub fn status(sup: &Supervisor) -> Status {
         })
         .collect();
     let (num, den) = plan.fragment_secs;
+    let redundancy = sup.redundancy().map(|r| r.status());
     let mut doc = Status {
         api_version: API_VERSION,
         channel: plan.channel.clone(),
-        role: "active".into(),
+        role: redundancy
+            .as_ref()
+            .map_or_else(|| "active".into(), |r| r.role.clone()),
         state: v.state,
         ready: v.ready,
         pid: std::process::id(),
@@ -343,6 +346,7 @@ pub fn status(sup: &Supervisor) -> Status {
         audio,
         destinations,
         alerts: Vec::new(),
+        redundancy,
     };
     doc.alerts = alerts(plan, &doc, &v);
     doc

@@ -207,6 +207,16 @@ pub struct Supervisor {
     lifecycle: Mutex<()>,
     pub(crate) tracker: Mutex<Tracker>,
     notifier: Option<Notifier>,
+    /// The N+M membership of this channel (`run --etcd`, or a standby that took it).
+    redundancy: Mutex<Option<Arc<dyn RedundancyControl>>>,
+}
+
+/// What the control API needs from an N+M membership (implemented by `standby::Member`).
+pub trait RedundancyControl: Send + Sync {
+    /// Role, ownership, lease health and recent takeover events.
+    fn status(&self) -> super::api::Redundancy;
+    /// The operator asks for the channel back on this box (fail-back), at a fragment boundary.
+    fn failback(&self) -> Result<String, ControlError>;
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -251,6 +261,7 @@ impl Supervisor {
             lifecycle: Mutex::new(()),
             tracker: Mutex::new(Tracker::default()),
             notifier,
+            redundancy: Mutex::new(None),
         });
         let weak = Arc::downgrade(&sup);
         std::thread::Builder::new()
@@ -301,10 +312,79 @@ impl Supervisor {
     /// boundary.
     pub fn start(self: &Arc<Self>) -> Result<String, ControlError> {
         let _serial = lock(&self.lifecycle);
-        self.start_locked()
+        self.start_locked(None)
     }
 
-    fn start_locked(self: &Arc<Self>) -> Result<String, ControlError> {
+    /// Like [`start`](Self::start), but the run's first fragment is no earlier than `k` (an
+    /// N+M handover starts exactly where the handing box stops).
+    pub fn start_at_fragment(self: &Arc<Self>, k: u64) -> Result<String, ControlError> {
+        let _serial = lock(&self.lifecycle);
+        self.start_locked(Some(k))
+    }
+
+    /// Marks the channel as deliberately idle until something starts it (an N+M standby):
+    /// [`wait_exit`](Self::wait_exit) then waits for a run or a shutdown instead of returning.
+    pub fn hold_idle(&self) {
+        lock(&self.life).operator_stopped = true;
+    }
+
+    /// Installs the N+M membership reported in `/status` and driven by `POST /failback`.
+    pub fn set_redundancy(&self, r: Arc<dyn RedundancyControl>) {
+        *lock(&self.redundancy) = Some(r);
+    }
+
+    /// The N+M membership, if this channel has one.
+    pub fn redundancy(&self) -> Option<Arc<dyn RedundancyControl>> {
+        lock(&self.redundancy).clone()
+    }
+
+    /// Fencing (N+M lease possibly lost): stops pushing at once and ends the run; the process
+    /// stays up, idle, like after an operator stop. Returns false when nothing was running.
+    pub fn fence(&self, reason: &str) -> bool {
+        let mut life = lock(&self.life);
+        life.operator_stopped = true;
+        let running = matches!(
+            life.state,
+            ChannelState::Running | ChannelState::Starting | ChannelState::Stopping
+        );
+        if let Some(m) = &life.monitor {
+            m.fence();
+        }
+        if matches!(life.state, ChannelState::Running) {
+            life.state = ChannelState::Stopping;
+        }
+        self.changed.notify_all();
+        drop(life);
+        if running {
+            tracing::warn!(channel = %self.plan.channel, reason, "fenced: stopped pushing");
+        }
+        running
+    }
+
+    /// Hands the channel over at a fragment boundary: fragments before `k` are still produced
+    /// and pushed, then the run ends; the process stays up, idle.
+    pub fn stop_before_fragment(&self, k: u64) {
+        let mut life = lock(&self.life);
+        life.operator_stopped = true;
+        if let Some(m) = &life.monitor {
+            m.request_stop_before(k);
+        }
+        if matches!(life.state, ChannelState::Running) {
+            life.state = ChannelState::Stopping;
+        }
+        self.changed.notify_all();
+    }
+
+    /// The fragment the running channel is producing (`None` when nothing runs).
+    pub fn current_fragment(&self) -> Option<u64> {
+        let life = lock(&self.life);
+        match life.state {
+            ChannelState::Running => life.monitor.as_ref().map(|m| m.current_fragment()),
+            _ => None,
+        }
+    }
+
+    fn start_locked(self: &Arc<Self>, start_fragment: Option<u64>) -> Result<String, ControlError> {
         let next_frame = {
             let mut life = self.wait_not_stopping(lock(&self.life));
             match life.state {
@@ -328,7 +408,11 @@ impl Supervisor {
             life.next_frame
         };
         let plan = self.plan_continuing_after(next_frame);
-        match channel::start(&plan, self.opts.clone()) {
+        let opts = RunOptions {
+            start_fragment,
+            ..self.opts.clone()
+        };
+        match channel::start(&plan, opts) {
             Ok(handle) => {
                 self.adopt(handle);
                 Ok("started".into())
@@ -492,7 +576,7 @@ impl Supervisor {
             self.changed.notify_all();
         }
         tracing::info!(channel = %self.plan.channel, "restart requested by the operator");
-        self.start_locked().map(|_| "restarted".into())
+        self.start_locked(None).map(|_| "restarted".into())
     }
 
     /// SIGTERM: the run finishes its current fragments and every POST ends by `deadline`;

@@ -270,6 +270,10 @@ pub struct PushOptions {
     /// Per-box suffix appended to every stream id (`-a`) for servers that allow one
     /// connection per `Streams()` id.
     pub stream_suffix: Option<String>,
+    /// This box's id, sent in the `User-Agent` (`smoothcast/<version> (box <id>)`) so a
+    /// publishing point's logs tell the boxes of a 1+1 pair or an N+M pool apart. Set from
+    /// `--box-id`, not from the profile (a profile is copied between boxes).
+    pub box_id: Option<String>,
     /// Bounded queue of fragments per destination session before it is marked behind.
     pub queue_fragments: usize,
 }

@@ -1101,6 +1101,7 @@ fn resolve_push(
         client_cert,
         client_key,
         stream_suffix: p.stream_suffix,
+        box_id: None,
         queue_fragments,
     })
 }

@@ -253,6 +253,7 @@ pub(crate) enum Framing {
 pub(crate) fn post_head(
     target: &str,
     host: &str,
+    user_agent: &str,
     authorization: Option<&str>,
     framing: Framing,
 ) -> Vec<u8> {
@@ -261,8 +262,8 @@ pub(crate) fn post_head(
     h.push_str(target);
     h.push_str(" HTTP/1.1\r\nHost: ");
     h.push_str(host);
-    h.push_str("\r\nUser-Agent: smoothcast/");
-    h.push_str(env!("CARGO_PKG_VERSION"));
+    h.push_str("\r\nUser-Agent: ");
+    h.push_str(user_agent);
     h.push_str("\r\nConnection: keep-alive\r\n");
     match framing {
         Framing::Empty => h.push_str("Content-Length: 0\r\n"),

@@ -163,6 +163,19 @@ pub enum PushError {
     },
 }
 
+/// The `User-Agent` of every request: `smoothcast/<version>`, plus ` (box <id>)` when the box
+/// has an id (characters outside visible ASCII are dropped: it is a header value).
+pub fn user_agent(box_id: Option<&str>) -> String {
+    let base = concat!("smoothcast/", env!("CARGO_PKG_VERSION"));
+    match box_id {
+        Some(id) => {
+            let id: String = id.chars().filter(|c| c.is_ascii_graphic()).collect();
+            format!("{base} (box {id})")
+        }
+        None => base.to_string(),
+    }
+}
+
 /// `--push URL` (repeatable): the first URL is the primary, the others are backups.
 pub fn destinations_from_urls(urls: &[String]) -> Vec<DestinationPlan> {
     urls.iter()
@@ -247,6 +260,7 @@ impl Pusher {
         let max_backoff = secs(channel, "max_backoff_secs", opts.max_backoff_secs, true)?;
         secs(channel, "replay_window_secs", opts.replay_window_secs, true)?;
         let suffix = opts.stream_suffix.as_deref();
+        let user_agent: Arc<str> = user_agent(opts.box_id.as_deref()).into();
 
         // Validate every URL before anything starts.
         let mut targets = Vec::new();
@@ -360,6 +374,7 @@ impl Pusher {
                     send_timeout,
                     max_backoff,
                     send_eos: opts.send_eos,
+                    user_agent: user_agent.clone(),
                     tls: tls.clone(),
                     clocks: clocks.clone(),
                     rx,

@@ -279,6 +279,8 @@ pub(crate) struct SessionSpec {
     pub(crate) send_timeout: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) send_eos: bool,
+    /// `User-Agent` header value.
+    pub(crate) user_agent: Arc<str>,
     pub(crate) tls: Option<Arc<ClientConfig>>,
     pub(crate) clocks: Arc<dyn Clocks>,
     pub(crate) rx: mpsc::Receiver<Arc<Fragment>>,
@@ -312,6 +314,7 @@ struct Ctx {
     connect_timeout: Duration,
     send_timeout: Duration,
     send_eos: bool,
+    user_agent: Arc<str>,
     tls: Option<Arc<ClientConfig>>,
     clocks: Arc<dyn Clocks>,
 }
@@ -545,6 +548,7 @@ impl Session {
                 connect_timeout: spec.connect_timeout,
                 send_timeout: spec.send_timeout,
                 send_eos: spec.send_eos,
+                user_agent: spec.user_agent,
                 tls: spec.tls,
                 clocks: spec.clocks,
             },
@@ -754,6 +758,7 @@ impl Session {
             let head = post_head(
                 &self.link.current.request_target(),
                 &self.link.current.host_header(),
+                &self.ctx.user_agent,
                 authorization.as_deref(),
                 Framing::Empty,
             );
@@ -861,6 +866,7 @@ impl Session {
         let head = post_head(
             &self.link.current.request_target(),
             &self.link.current.host_header(),
+            &self.ctx.user_agent,
             authorization.as_deref(),
             Framing::Chunked,
         );

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 pub use fault::{FaultKind, FaultRule};
 pub use http::{parse_head, BodyFraming, ChunkedDecoder, HttpError, RequestHead};
-pub use report::{Gap, Report, StreamReport, TrackReport, Violation, ViolationKind};
+pub use report::{Arrival, Gap, Report, StreamReport, TrackReport, Violation, ViolationKind};
 
 use server::Shared;
 use store::{Store, StoreConfig};
@@ -89,6 +89,9 @@ pub struct SinkConfig {
     /// A connection that sends nothing for this long is dropped (a POST body then counts as
     /// aborted).
     pub idle_timeout_secs: u64,
+    /// Log the arrival of up to this many fragments (which encoder, when, duplicate or not)
+    /// in the report's `arrivals`; 0 = no log. Redundancy tests use it to see who pushed what.
+    pub max_arrivals: usize,
 }
 
 impl Default for SinkConfig {
@@ -106,6 +109,7 @@ impl Default for SinkConfig {
             max_streams: 64,
             max_tracks: 64,
             idle_timeout_secs: 60,
+            max_arrivals: 0,
         }
     }
 }
@@ -169,6 +173,7 @@ pub fn start(config: SinkConfig) -> Result<SinkHandle, SinkError> {
         max_tracks: config.max_tracks,
         max_violations: 1000,
         max_gaps: 1000,
+        max_arrivals: config.max_arrivals,
     });
     let shared = Arc::new(Shared {
         store: Mutex::new(store),

@@ -171,6 +171,28 @@ pub struct Report {
     pub faults_fired: u64,
     /// HTTP requests served (all paths).
     pub requests: u64,
+    /// Fragment arrivals in order, when `SinkConfig::max_arrivals` > 0 (bounded by it).
+    #[serde(default)]
+    pub arrivals: Vec<Arrival>,
+}
+
+/// One fragment as it arrived (accepted or dropped as a duplicate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arrival {
+    /// Publishing point path without `.isml`.
+    pub pubpoint: String,
+    /// `Streams(<id>)` identifier it came on.
+    pub stream: String,
+    /// Track name.
+    pub track: String,
+    /// `tfxd` absolute time, track ticks.
+    pub time: u64,
+    /// Wall-clock arrival of the fragment's last byte, ms since the Unix epoch.
+    pub unix_ms: u64,
+    /// The connection's `User-Agent` (smoothcast puts its box id there).
+    pub user_agent: Option<String>,
+    /// Dropped because the track already held it.
+    pub duplicate: bool,
 }
 
 impl Report {

@@ -668,7 +668,8 @@ impl Conn {
                 };
                 return self.reject(pp, stream, p).await;
             }
-            if let Err(p) = self.drain(&mut v, pp, stream, &mut header) {
+            if let Err(p) = self.drain(&mut v, pp, stream, &mut header, head.user_agent.as_deref())
+            {
                 return self.reject(pp, stream, p).await;
             }
             if done {
@@ -736,6 +737,7 @@ impl Conn {
         pp: &str,
         stream: &str,
         header: &mut Option<Arc<StreamHeader>>,
+        user_agent: Option<&str>,
     ) -> Result<(), Problem> {
         let mut st = self.shared.store();
         // Store-level problems (dedupe, header identity) carry the body position too.
@@ -755,7 +757,7 @@ impl Conn {
                 }
                 Some(IngestEvent::Fragments(f)) => {
                     if let Some(h) = header.as_ref() {
-                        st.on_fragments(pp, stream, h, f)
+                        st.on_fragments(pp, stream, h, f, user_agent)
                             .map_err(|p| at(p, v.body_bytes()))?;
                     }
                 }

@@ -17,7 +17,7 @@ use super::archive::{pubpoint_dir, ArchiveFile};
 use super::ingest::{HeaderTrack, IngestedFragment, Problem, StreamHeader};
 use super::manifest::{self, StreamIndexInput};
 use super::mp4;
-use super::report::{Gap, Report, StreamReport, TrackReport, Violation, ViolationKind};
+use super::report::{Arrival, Gap, Report, StreamReport, TrackReport, Violation, ViolationKind};
 use super::timeline::{HeldFragment, Timeline, Verdict};
 
 /// Limits and options of the store.
@@ -30,6 +30,8 @@ pub(crate) struct StoreConfig {
     pub max_tracks: usize,
     pub max_violations: usize,
     pub max_gaps: usize,
+    /// Keep an arrival log of this many fragments (0 = none); see [`Arrival`].
+    pub max_arrivals: usize,
 }
 
 /// Stream state before a body began, to undo it if the body is empty.
@@ -107,6 +109,7 @@ pub(crate) struct Store {
     violations: Vec<Violation>,
     violations_truncated: u64,
     pub requests: u64,
+    arrivals: Vec<Arrival>,
 }
 
 fn capacity(what: &str, limit: usize) -> Problem {
@@ -127,6 +130,7 @@ impl Store {
             violations: Vec::new(),
             violations_truncated: 0,
             requests: 0,
+            arrivals: Vec::new(),
         }
     }
 
@@ -343,7 +347,9 @@ impl Store {
         stream: &str,
         h: &StreamHeader,
         frags: Vec<IngestedFragment>,
+        user_agent: Option<&str>,
     ) -> Result<(), Problem> {
+        let max_arrivals = self.cfg.max_arrivals;
         let window_secs = self.cfg.dvr_window_secs;
         let max_gaps = self.cfg.max_gaps;
         let Some(p) = self.pubpoints.get_mut(pp) else {
@@ -359,7 +365,19 @@ impl Store {
             let Some(track) = p.tracks.get_mut(&(info.name.clone(), info.bitrate)) else {
                 continue;
             };
-            match track.timeline.judge(f.time, f.duration) {
+            let verdict = track.timeline.judge(f.time, f.duration);
+            if self.arrivals.len() < max_arrivals {
+                self.arrivals.push(Arrival {
+                    pubpoint: pp.to_string(),
+                    stream: stream.to_string(),
+                    track: info.name.clone(),
+                    time: f.time,
+                    unix_ms: unix_ms_now(),
+                    user_agent: user_agent.map(str::to_string),
+                    duplicate: matches!(verdict, Verdict::Duplicate),
+                });
+            }
+            match verdict {
                 Verdict::Duplicate => track.duplicates += 1,
                 Verdict::Overlap { held_end } => {
                     return Err(Problem {
@@ -469,6 +487,7 @@ impl Store {
             violations_truncated: self.violations_truncated,
             faults_fired,
             requests: self.requests,
+            arrivals: self.arrivals.clone(),
             ..Default::default()
         };
         for (pp, p) in &self.pubpoints {
@@ -527,4 +546,11 @@ impl Store {
         }
         r
     }
+}
+
+/// Wall-clock now, milliseconds since the Unix epoch (0 if the clock is before 1970).
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -1,0 +1,510 @@
+//! One box's membership of one channel: win it, keep the lease, fence, hand over, fail back.
+//!
+//! A member is either **active** (owns the channel: renews its lease every TTL/4, publishes the
+//! profile, runs the channel) or **standby** (the channel is owned elsewhere: it watches, and
+//! wins the channel when the owner key is free). See the module doc of [`super`] for fencing.
+
+use super::store::Store;
+use super::{unix_ms, Coordination, Event, HandoverRecord, OwnerRecord, ProfileRecord};
+use crate::control::api::{ChannelState, Redundancy};
+use crate::control::{ControlError, RedundancyControl, Supervisor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the member begins.
+#[derive(Clone, Debug)]
+pub enum MemberStart {
+    /// `run --etcd`: take the channel if it is free, else wait as its standby.
+    Acquire,
+    /// A standby agent already won the channel under `lease`, valid until `valid_until`.
+    Won {
+        lease: i64,
+        ttl: Duration,
+        valid_until: Instant,
+        /// The box that owned it before (a takeover), if known.
+        from: Option<(String, u64)>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct View {
+    role: &'static str,
+    owner: Option<String>,
+    etcd_ok: bool,
+    last_renewal: Option<Instant>,
+    lease_ttl: Duration,
+    events: Vec<Event>,
+}
+
+/// One channel's N+M membership (installed into its [`Supervisor`]).
+pub struct Member {
+    coord: Coordination,
+    channel: String,
+    sup: Arc<Supervisor>,
+    profile: Option<ProfileRecord>,
+    view: Mutex<View>,
+    failback: AtomicBool,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("channel", &self.channel)
+            .field("box_id", &self.coord.box_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A lease this member holds and until when it is surely valid on the server.
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    id: i64,
+    ttl: Duration,
+    /// Send time of the last successful grant/renewal + TTL: the server cannot expire the
+    /// lease before this instant.
+    valid_until: Instant,
+}
+
+/// Stop pushing this long before the lease can expire: covers the time from deciding to
+/// fence to the last byte leaving (dropping connections is immediate).
+fn fence_margin(ttl: Duration) -> Duration {
+    (ttl / 8).clamp(Duration::from_millis(100), Duration::from_millis(500))
+}
+
+impl Member {
+    /// A member for `sup`'s channel; `profile` is what it publishes while active (`None`: it
+    /// republishes nothing).
+    pub fn new(
+        coord: Coordination,
+        sup: Arc<Supervisor>,
+        profile: Option<ProfileRecord>,
+    ) -> Arc<Member> {
+        let channel = sup.plan().channel.clone();
+        Arc::new(Member {
+            view: Mutex::new(View {
+                role: "standby",
+                lease_ttl: coord.lease_ttl,
+                ..View::default()
+            }),
+            coord,
+            channel,
+            sup,
+            profile,
+            failback: AtomicBool::new(false),
+        })
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        match self.view.lock() {
+            Ok(g) => g,
+            Err(e) => e.into_inner(),
+        }
+    }
+
+    fn set_role(&self, role: &'static str, owner: Option<String>) {
+        let mut v = self.view();
+        v.role = role;
+        v.owner = owner;
+    }
+
+    async fn record(&self, store: &Store, kind: &str, detail: String) {
+        let e = Event {
+            unix_ms: unix_ms(),
+            box_id: self.coord.box_id.clone(),
+            kind: kind.into(),
+            detail,
+        };
+        tracing::info!(channel = %self.channel, box_id = %e.box_id, event = %e.kind, detail = %e.detail, "N+M event");
+        if let Err(err) = store.event(&self.channel, &e).await {
+            tracing::warn!(channel = %self.channel, error = %err, "cannot record the event in etcd");
+        }
+        self.view().events.push(e);
+    }
+
+    /// Runs the membership for ever (until the process ends).
+    pub async fn run(self: Arc<Self>, store: Store, start: MemberStart) {
+        let mut lease = None;
+        let mut active = false;
+        if let MemberStart::Won {
+            lease: id,
+            ttl,
+            valid_until,
+            from,
+        } = start
+        {
+            lease = Some(Lease {
+                id,
+                ttl,
+                valid_until,
+            });
+            active = true;
+            let detail = match from {
+                Some((b, free_ms)) => format!(
+                    "took over from {b}: lease gone, seen free at {free_ms}, won {} ms later",
+                    unix_ms().saturating_sub(free_ms)
+                ),
+                None => "took the free channel".into(),
+            };
+            self.become_active(&store, None, "takeover", detail).await;
+        }
+        let mut last_owner: Option<String> = None;
+        loop {
+            if active {
+                match self.active_round(&store, &mut lease).await {
+                    Some(next_owner) => {
+                        active = false;
+                        last_owner = next_owner;
+                    }
+                    None => continue,
+                }
+            } else if let Some(won) = self
+                .standby_round(&store, &mut lease, &mut last_owner)
+                .await
+            {
+                active = true;
+                self.become_active(&store, won.0, won.1, won.2).await;
+            }
+        }
+    }
+
+    /// Publishes the profile, records the event and starts the channel (on a blocking thread:
+    /// the start waits for the first fragment boundary while renewals go on).
+    async fn become_active(
+        &self,
+        store: &Store,
+        from_fragment: Option<u64>,
+        kind: &str,
+        detail: String,
+    ) {
+        self.set_role("active", Some(self.coord.box_id.clone()));
+        if let Some(p) = &self.profile {
+            let rec = ProfileRecord {
+                published_by: self.coord.box_id.clone(),
+                published_unix_ms: unix_ms(),
+                ..p.clone()
+            };
+            if let Err(e) = store.put_profile(&self.channel, &rec).await {
+                tracing::warn!(channel = %self.channel, error = %e, "cannot publish the profile");
+            }
+        }
+        self.record(store, kind, detail).await;
+        let sup = self.sup.clone();
+        let channel = self.channel.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = match from_fragment {
+                Some(k) => sup.start_at_fragment(k),
+                None => sup.start(),
+            };
+            if let Err(e) = r {
+                tracing::error!(channel = %channel, error = %e, "channel did not start after winning it");
+            }
+        });
+    }
+
+    /// One renewal period as the owner. Returns `Some(new owner)` when this box stops owning
+    /// the channel (fenced: `None` inside; handed over: the requester).
+    async fn active_round(
+        &self,
+        store: &Store,
+        lease: &mut Option<Lease>,
+    ) -> Option<Option<String>> {
+        let Some(l) = *lease else {
+            // Cannot happen (active implies a lease); behave as fenced.
+            self.fence(store, "no lease").await;
+            return Some(None);
+        };
+        let renew = self.coord.renew_every();
+        let fence_at = l
+            .valid_until
+            .checked_sub(fence_margin(l.ttl))
+            .unwrap_or(l.valid_until);
+        let sent = Instant::now();
+        let round_end = sent + renew;
+        let renewed = tokio::select! {
+            r = store.renew(l.id, renew) => Some(r),
+            _ = tokio::time::sleep_until(fence_at.into()) => None,
+        };
+        match renewed {
+            Some(Ok(Some(ttl))) => {
+                *lease = Some(Lease {
+                    id: l.id,
+                    ttl,
+                    valid_until: sent + ttl,
+                });
+                let mut v = self.view();
+                v.etcd_ok = true;
+                v.last_renewal = Some(sent);
+                v.lease_ttl = ttl;
+            }
+            Some(Ok(None)) => {
+                *lease = None;
+                self.fence(store, "the lease is gone (expired or revoked)")
+                    .await;
+                return Some(None);
+            }
+            Some(Err(e)) => {
+                self.view().etcd_ok = false;
+                tracing::warn!(channel = %self.channel, error = %e, "lease renewal failed");
+            }
+            None => {}
+        }
+        let fence_at = lease
+            .map(|l| {
+                l.valid_until
+                    .checked_sub(fence_margin(l.ttl))
+                    .unwrap_or(l.valid_until)
+            })
+            .unwrap_or(sent);
+        if Instant::now() >= fence_at {
+            *lease = None;
+            let ttl = l.ttl.as_millis();
+            self.fence(
+                store,
+                &format!("no lease renewal for {ttl} ms minus the margin: another box may win the channel"),
+            )
+            .await;
+            return Some(None);
+        }
+        // A fail-back request addressed to another box: hand over at its fragment.
+        if self.view().etcd_ok {
+            if let Ok(Some(h)) = store.handover(&self.channel).await {
+                if h.to != self.coord.box_id {
+                    if let Some(to) = self.hand_over(store, l.id, &h).await {
+                        return Some(Some(to));
+                    }
+                }
+            }
+            self.refresh_events(store).await;
+        }
+        let wake = round_end.min(fence_at);
+        tokio::time::sleep_until(wake.into()).await;
+        None
+    }
+
+    async fn hand_over(&self, store: &Store, lease: i64, h: &HandoverRecord) -> Option<String> {
+        let now_k = self.sup.current_fragment();
+        if now_k.is_some_and(|k| h.at_fragment <= k) {
+            tracing::warn!(channel = %self.channel, to = %h.to, at = h.at_fragment, "fail-back request for a fragment already started: ignored");
+            return None;
+        }
+        match store.transfer(&self.channel, lease, h).await {
+            Ok(true) => {
+                self.sup.stop_before_fragment(h.at_fragment);
+                self.set_role("standby", Some(h.to.clone()));
+                self.record(
+                    store,
+                    "handover",
+                    format!(
+                        "handed over to {} at fragment {}: this box pushes up to fragment {}",
+                        h.to,
+                        h.at_fragment,
+                        h.at_fragment.saturating_sub(1)
+                    ),
+                )
+                .await;
+                Some(h.to.clone())
+            }
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(channel = %self.channel, error = %e, "handover transaction failed");
+                None
+            }
+        }
+    }
+
+    async fn fence(&self, store: &Store, reason: &str) {
+        let was_running = self.sup.fence(reason);
+        self.set_role("fenced", None);
+        self.view().etcd_ok = false;
+        if was_running {
+            // Best effort: etcd is probably unreachable; bounded by the store's timeout.
+            self.record(store, "fenced", format!("stopped pushing: {reason}"))
+                .await;
+        }
+    }
+
+    async fn refresh_events(&self, store: &Store) {
+        if let Ok(events) = store.events(&self.channel).await {
+            self.view().events = events;
+        }
+    }
+
+    /// One poll as a standby. Returns `(from_fragment, event kind, detail)` when this box won.
+    async fn standby_round(
+        &self,
+        store: &Store,
+        lease: &mut Option<Lease>,
+        last_owner: &mut Option<String>,
+    ) -> Option<(Option<u64>, &'static str, String)> {
+        let poll = self.coord.renew_every().min(Duration::from_millis(200));
+        let next = Instant::now() + poll;
+        let r = self.standby_check(store, lease, last_owner).await;
+        if r.is_none() {
+            tokio::time::sleep_until(next.into()).await;
+        }
+        r
+    }
+
+    async fn standby_check(
+        &self,
+        store: &Store,
+        lease: &mut Option<Lease>,
+        last_owner: &mut Option<String>,
+    ) -> Option<(Option<u64>, &'static str, String)> {
+        // Keep a lease: needed to win and to ask for a fail-back.
+        let sent = Instant::now();
+        let renewed = match *lease {
+            Some(l) => match store.renew(l.id, self.coord.renew_every()).await {
+                Ok(Some(ttl)) => Ok(Some(Lease {
+                    id: l.id,
+                    ttl,
+                    valid_until: sent + ttl,
+                })),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        };
+        *lease = match renewed {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => match store.grant(self.coord.lease_ttl).await {
+                Ok((id, ttl)) => Some(Lease {
+                    id,
+                    ttl,
+                    valid_until: sent + ttl,
+                }),
+                Err(e) => {
+                    self.view().etcd_ok = false;
+                    tracing::debug!(channel = %self.channel, error = %e, "standby: no lease");
+                    return None;
+                }
+            },
+            Err(e) => {
+                self.view().etcd_ok = false;
+                tracing::debug!(channel = %self.channel, error = %e, "standby: renewal failed");
+                return None;
+            }
+        };
+        let l = (*lease)?;
+        let owner = match store.owner(&self.channel).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.view().etcd_ok = false;
+                tracing::debug!(channel = %self.channel, error = %e, "standby: cannot read the owner");
+                return None;
+            }
+        };
+        self.view().etcd_ok = true;
+        match owner {
+            None => {
+                // Our last run (fenced) must be over before we push again.
+                if self.sup.state() == ChannelState::Stopping {
+                    return None;
+                }
+                let free_ms = unix_ms();
+                let rec = OwnerRecord {
+                    box_id: self.coord.box_id.clone(),
+                    since_unix_ms: free_ms,
+                    from_fragment: None,
+                };
+                match store.try_acquire(&self.channel, l.id, &rec).await {
+                    Ok(true) => Some(match last_owner.take() {
+                        Some(prev) if prev != self.coord.box_id => (
+                            None,
+                            "takeover",
+                            format!("took over from {prev}: its lease is gone"),
+                        ),
+                        _ => (None, "acquired", "took the free channel".into()),
+                    }),
+                    Ok(false) => None,
+                    Err(e) => {
+                        tracing::warn!(channel = %self.channel, error = %e, "acquire failed");
+                        None
+                    }
+                }
+            }
+            Some((o, held_by)) if o.box_id == self.coord.box_id && held_by == l.id => {
+                // Handed over to us.
+                let k = o.from_fragment;
+                let from = last_owner.take().unwrap_or_else(|| "?".into());
+                Some((
+                    k,
+                    "failback",
+                    format!(
+                        "{from} handed the channel over; this box pushes from fragment {}",
+                        k.map_or_else(|| "now".into(), |k| k.to_string())
+                    ),
+                ))
+            }
+            Some((o, _)) => {
+                self.set_role("standby", Some(o.box_id.clone()));
+                *last_owner = Some(o.box_id.clone());
+                if self.failback.swap(false, Ordering::SeqCst) {
+                    self.request_failback(store, l.id).await;
+                }
+                self.refresh_events(store).await;
+                None
+            }
+        }
+    }
+
+    async fn request_failback(&self, store: &Store, lease: i64) {
+        let plan = self.sup.plan();
+        let now = crate::channel::frame_now(plan, crate::time::SystemClocks::new().as_ref());
+        // Two boundaries ahead: the owner sees the request within a renewal period and this
+        // box has a whole fragment to open its encoders and wait for the boundary.
+        let k = plan.fragments.fragment_of(now) + 2;
+        let h = HandoverRecord {
+            to: self.coord.box_id.clone(),
+            lease,
+            at_fragment: k,
+        };
+        match store.request_handover(&self.channel, &h).await {
+            Ok(()) => {
+                self.record(
+                    store,
+                    "failback-requested",
+                    format!("operator asked for the channel back at fragment {k}"),
+                )
+                .await
+            }
+            Err(e) => {
+                tracing::warn!(channel = %self.channel, error = %e, "fail-back request failed")
+            }
+        }
+    }
+}
+
+impl RedundancyControl for Member {
+    fn status(&self) -> Redundancy {
+        let v = self.view();
+        Redundancy {
+            box_id: self.coord.box_id.clone(),
+            role: v.role.to_string(),
+            owner: v.owner.clone(),
+            lease_ttl_secs: v.lease_ttl.as_secs_f64(),
+            etcd_ok: v.etcd_ok,
+            last_renewal_secs: v.last_renewal.map(|t| t.elapsed().as_secs_f64()),
+            events: v.events.clone(),
+        }
+    }
+
+    fn failback(&self) -> Result<String, ControlError> {
+        let v = self.view();
+        match (v.role, &v.owner) {
+            ("active", _) => Err(ControlError::Conflict(
+                "this box already owns the channel".into(),
+            )),
+            (_, None) => Err(ControlError::Conflict(
+                "nobody owns the channel now: this box takes it by itself when etcd allows".into(),
+            )),
+            (_, Some(owner)) => {
+                self.failback.store(true, Ordering::SeqCst);
+                Ok(format!(
+                    "fail-back requested: {owner} hands the channel over at a fragment boundary"
+                ))
+            }
+        }
+    }
+}

@@ -8,7 +8,7 @@
 mod common;
 
 use common::cluster::{
-    accepted, box_of, free_port, http_get, owner, unix_ms, wait_for, Etcd, Proc, Proxy,
+    accepted, box_of, free_port, http_get, http_post, owner, unix_ms, wait_for, Etcd, Proc, Proxy,
 };
 use smoothcast::sink::{self, Report, SinkConfig, SinkHandle};
 use std::path::Path;
@@ -369,6 +369,52 @@ fn active_cut_off_from_etcd_fences_before_standby_pushes() {
         .count();
     assert_eq!(late, 0, "the recovered box pushed again");
     assert_eq!(owner(etcd.port(), "ch-a").as_deref(), Some("sb-1"));
+
+    // Fail-back is the operator's call, on the box that wants the channel: the owner hands
+    // it over at a fragment boundary, no fragment lost, none pushed twice.
+    let gaps_before = ["video", "audio"].map(|t| gap_fragments(&r, pp, t));
+    let (code, body) = http_post(control, "/failback").expect("POST /failback");
+    assert_eq!(code, 200, "{body}");
+    let asked = unix_ms();
+    wait_for(Duration::from_secs(15), "act-a to own ch-a again", || {
+        owner(etcd.port(), "ch-a").filter(|o| o == "act-a")
+    });
+    wait_fragments_from(&sink, pp, "act-a", 3);
+    let r = sink.report();
+    for (track, before) in ["video", "audio"].into_iter().zip(gaps_before) {
+        let arr: Vec<_> = accepted(&r, pp, track)
+            .into_iter()
+            .filter(|a| a.unix_ms > asked)
+            .collect();
+        let last_sb = arr
+            .iter()
+            .filter(|a| box_of(a) == "sb-1")
+            .map(|a| a.time)
+            .max();
+        let first_back = arr
+            .iter()
+            .filter(|a| box_of(a) == "act-a")
+            .map(|a| a.time)
+            .min();
+        if let (Some(l), Some(f)) = (last_sb, first_back) {
+            assert!(l < f, "{track}: sb-1 pushed {l} after act-a's first {f}");
+        }
+        assert_eq!(
+            gap_fragments(&r, pp, track),
+            before,
+            "{track}: the fail-back lost media"
+        );
+    }
+    let dups = r
+        .arrivals
+        .iter()
+        .filter(|a| a.pubpoint == pp && a.duplicate && a.unix_ms > asked)
+        .count();
+    assert_eq!(dups, 0, "a fragment was pushed by both boxes");
+    eprintln!(
+        "fail-back: act-a owns ch-a again, {} fragment(s) missing in all (as before the fail-back)",
+        gap_fragments(&r, pp, "video")
+    );
 }
 
 fn status_json(control: u16) -> Option<serde_json::Value> {

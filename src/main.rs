@@ -150,8 +150,9 @@ struct RunArgs {
     /// The first is the primary, the others backups.
     #[arg(long = "push", value_name = "URL")]
     push: Vec<String>,
-    /// Per-box suffix appended to every stream id (1+1 pairs on one-connection-per-id servers).
-    #[arg(long, value_name = "S")]
+    /// Per-box suffix appended to every stream id (1+1 pairs on one-connection-per-id servers),
+    /// e.g. `-a`.
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
     stream_suffix: Option<String>,
     /// Control API address, overriding the profile's `[control] listen` (port 0: any free
     /// port). Non-loopback addresses need a token.

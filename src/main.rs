@@ -555,16 +555,28 @@ fn run_standby(args: StandbyArgs) -> ExitCode {
         eprintln!("error: --hw: {e}");
         return ExitCode::from(2);
     }
+    let taken: Arc<std::sync::Mutex<Option<Arc<Supervisor>>>> = Arc::default();
     let cfg = smoothcast::standby::AgentConfig {
         coord,
         hw_map: args.hw,
         control: args.control,
         channels: args.channels,
+        taken: taken.clone(),
     };
-    // SIGTERM/SIGINT: exit; a channel taken over is ended by the process exit (its lease
-    // expires and another standby takes it).
-    std::thread::spawn(|| {
+    // SIGTERM/SIGINT: a channel taken over finishes its current fragment and ends every POST
+    // (like `run`); then the process exits and its lease expires, so another standby takes
+    // the channel. Without a channel: exit at once.
+    std::thread::spawn(move || {
         wait_for_signal();
+        let sup = taken.lock().ok().and_then(|s| s.clone());
+        if let Some(sup) = sup {
+            let fragment = {
+                let (num, den) = sup.plan().fragment_secs;
+                Duration::from_secs_f64(num as f64 / den.max(1) as f64)
+            };
+            sup.shutdown(Instant::now() + fragment + Duration::from_millis(1500));
+            let _ = sup.wait_exit();
+        }
         std::process::exit(0);
     });
     match smoothcast::standby::run_agent(cfg) {

@@ -13,7 +13,8 @@ use ratatui::Terminal;
 use smoothcast::console::app::{App, ChannelView, Link, View};
 use smoothcast::console::model::{
     Alert, AudioInputSnapshot, AudioTrackSnapshot, DestinationSnapshot, InputSnapshot,
-    RungSnapshot, StatusSnapshot, StreamSnapshot, TimecodeSnapshot, VideoInputSnapshot,
+    RedundancyEventSnapshot, RedundancySnapshot, RungSnapshot, StatusSnapshot, StreamSnapshot,
+    TimecodeSnapshot, VideoInputSnapshot,
 };
 use smoothcast::console::ui;
 use std::time::Duration;
@@ -119,6 +120,7 @@ fn on_air(channel: &str, tc: &str, frags: u64) -> StatusSnapshot {
         ],
         alerts: Vec::new(),
         log: Vec::new(),
+        redundancy: RedundancySnapshot::default(),
     }
 }
 
@@ -222,6 +224,56 @@ fn unreachable() -> App {
     app
 }
 
+/// N+M: news was taken over by standby box sb-1 after its box act-a was cut off from etcd;
+/// the console watches act-a (fenced, now standby) and sb-1 (active).
+fn nm_takeover() -> App {
+    let mut app = normal();
+    let event = |ms: u64, b: &str, kind: &str, detail: &str| RedundancyEventSnapshot {
+        unix_ms: 1_795_260_000_000 + ms,
+        box_id: b.into(),
+        kind: kind.into(),
+        detail: detail.into(),
+    };
+    let events = vec![
+        event(0, "act-a", "acquired", "took the free channel"),
+        event(
+            600_000,
+            "act-a",
+            "fenced",
+            "stopped pushing: no lease renewal for 3000 ms minus the margin",
+        ),
+        event(
+            601_300,
+            "sb-1",
+            "takeover",
+            "took over from act-a: its lease is gone",
+        ),
+    ];
+    let mut fenced = on_air("news", "10:29:59;28", 900);
+    fenced.role = "standby".into();
+    fenced.state = "stopped".into();
+    fenced.redundancy = RedundancySnapshot {
+        box_id: "act-a".into(),
+        role: "standby".into(),
+        owner: "sb-1".into(),
+        etcd_ok: true,
+        events: events.clone(),
+    };
+    let mut active = on_air("news", "10:30:01;02", 12);
+    active.redundancy = RedundancySnapshot {
+        box_id: "sb-1".into(),
+        role: "active".into(),
+        owner: "sb-1".into(),
+        etcd_ok: true,
+        events,
+    };
+    app.set_channels(vec![
+        view("http://10.0.0.11:7070", fenced),
+        view("http://10.0.0.21:7070", active),
+    ]);
+    app
+}
+
 fn render(app: &App, (w, h): (u16, u16)) -> Terminal<TestBackend> {
     let mut t = match Terminal::new(TestBackend::new(w, h)) {
         Ok(t) => t,
@@ -280,6 +332,20 @@ fn detail_unreachable_channel_shows_last_known_state() {
     let mut app = unreachable();
     key(&mut app, KeyCode::Enter);
     snapshot_all("detail_unreachable", &app);
+}
+
+#[test]
+fn detail_of_nm_standby_shows_owner_and_takeover_events() {
+    let mut app = nm_takeover();
+    key(&mut app, KeyCode::Enter);
+    snapshot_all("detail_nm_standby", &app);
+    // Fail-back asks first, naming both boxes.
+    key(&mut app, KeyCode::Char('F'));
+    let question = app.confirm.as_ref().map(|c| c.question.clone());
+    assert_eq!(
+        question.as_deref(),
+        Some("Fail back news from box sb-1 to box act-a? Handover at a fragment boundary.")
+    );
 }
 
 #[test]

@@ -44,6 +44,8 @@ pub enum Shown {
     Unreachable,
     /// No answer yet.
     Connecting,
+    /// An N+M box waiting while another box owns the channel (normal, not an alarm).
+    Standby,
 }
 
 /// Everything the console knows about one channel.
@@ -82,6 +84,11 @@ impl ChannelView {
             (Link::Unreachable { .. }, _) => Shown::Unreachable,
             (Link::Connecting, _) | (_, None) => Shown::Connecting,
             (Link::Stale { .. }, Some(s)) => Shown::Stale(s.health()),
+            (Link::Fresh, Some(s))
+                if s.redundancy.is_member() && s.redundancy.role == "standby" =>
+            {
+                Shown::Standby
+            }
             (Link::Fresh, Some(s)) => Shown::Health(s.health()),
         }
     }
@@ -128,6 +135,11 @@ pub enum Action {
         /// Enable (true) or disable.
         enabled: bool,
     },
+    /// `POST /failback`: this (standby) box asks the owner to hand the channel back.
+    Failback {
+        /// Control API base URL.
+        url: String,
+    },
     /// Leave the console.
     Quit,
 }
@@ -139,6 +151,7 @@ impl Action {
             Action::Start { .. } => format!("start {channel}"),
             Action::Stop { .. } => format!("stop {channel}"),
             Action::Restart { .. } => format!("restart {channel}"),
+            Action::Failback { .. } => format!("fail back {channel}"),
             Action::SetDestination {
                 destination,
                 enabled,
@@ -157,6 +170,7 @@ impl Action {
             Action::Start { url }
             | Action::Stop { url }
             | Action::Restart { url }
+            | Action::Failback { url }
             | Action::SetDestination { url, .. } => Some(url),
             Action::Quit => None,
         }
@@ -297,6 +311,7 @@ impl App {
             KeyCode::Char('g') => self.channel_action(|url| Action::Start { url }),
             KeyCode::Char('s') => self.channel_action(|url| Action::Stop { url }),
             KeyCode::Char('r') => self.channel_action(|url| Action::Restart { url }),
+            KeyCode::Char('F') => self.failback_action(),
             KeyCode::Char('e') => self.destination_action(true),
             KeyCode::Char('d') => self.destination_action(false),
             _ => None,
@@ -370,6 +385,35 @@ impl App {
                 Some(action)
             }
         }
+    }
+
+    /// Fail-back always asks first: it moves the channel between boxes.
+    fn failback_action(&mut self) -> Option<Action> {
+        let ch = self.commandable()?;
+        let name = ch.name.clone();
+        let url = ch.url.clone();
+        let Some(r) = ch
+            .snapshot
+            .as_ref()
+            .map(|s| &s.redundancy)
+            .filter(|r| r.is_member())
+        else {
+            self.message = Some(format!("{name} is not an N+M member: nothing to fail back"));
+            return None;
+        };
+        if r.role == "active" {
+            self.message = Some(format!("{name}: box {} already owns it", r.box_id));
+            return None;
+        }
+        let owner = if r.owner.is_empty() { "?" } else { &r.owner };
+        self.confirm = Some(Confirm {
+            question: format!(
+                "Fail back {name} from box {owner} to box {}? Handover at a fragment boundary.",
+                r.box_id
+            ),
+            action: Action::Failback { url },
+        });
+        None
     }
 
     fn destination_action(&mut self, enabled: bool) -> Option<Action> {

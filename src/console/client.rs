@@ -442,6 +442,7 @@ impl Poller {
             Action::Start { .. } => "/start".to_string(),
             Action::Stop { .. } => "/stop".to_string(),
             Action::Restart { .. } => "/restart".to_string(),
+            Action::Failback { .. } => "/failback".to_string(),
             Action::SetDestination {
                 destination,
                 enabled,

@@ -70,6 +70,55 @@ pub struct StatusSnapshot {
     /// Recent log lines of the channel, oldest first (optional; API version 1 sends none).
     #[serde(deserialize_with = "bounded_strings")]
     pub log: Vec<String>,
+    /// N+M membership (empty `box_id`: the channel is not an N+M member).
+    #[serde(deserialize_with = "lenient_object")]
+    pub redundancy: RedundancySnapshot,
+}
+
+/// The box's N+M membership for the channel.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RedundancySnapshot {
+    /// This box's id in the pool.
+    #[serde(deserialize_with = "lenient_string")]
+    pub box_id: String,
+    /// `active`, `standby` or `fenced`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub role: String,
+    /// The box that owns the channel (empty: free or unknown).
+    #[serde(deserialize_with = "lenient_string")]
+    pub owner: String,
+    /// etcd answered the box's last request.
+    #[serde(deserialize_with = "lenient_bool_false")]
+    pub etcd_ok: bool,
+    /// Recent ownership events, oldest first.
+    #[serde(deserialize_with = "bounded_vec")]
+    pub events: Vec<RedundancyEventSnapshot>,
+}
+
+/// One ownership event (takeover, fenced, handover…).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RedundancyEventSnapshot {
+    /// Wall-clock time, ms since the Unix epoch.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub unix_ms: u64,
+    /// The box it happened on.
+    #[serde(deserialize_with = "lenient_string")]
+    pub box_id: String,
+    /// `acquired`, `takeover`, `fenced`, `handover`, `failback`, `refused`…
+    #[serde(deserialize_with = "lenient_string")]
+    pub kind: String,
+    /// Detail for the operator.
+    #[serde(deserialize_with = "lenient_string")]
+    pub detail: String,
+}
+
+impl RedundancySnapshot {
+    /// True when the channel is an N+M member.
+    pub fn is_member(&self) -> bool {
+        !self.box_id.is_empty()
+    }
 }
 
 /// The channel's inputs.

@@ -27,6 +27,7 @@ pub fn shown_color(shown: Shown) -> Color {
         Shown::Health(Health::OffAir) => Color::Red,
         Shown::Stale(_) | Shown::Connecting => Color::DarkGray,
         Shown::Unreachable => Color::Magenta,
+        Shown::Standby => Color::Cyan,
     }
 }
 
@@ -37,6 +38,7 @@ pub fn shown_label(shown: Shown) -> String {
         Shown::Stale(h) => format!("{}?", h.label()),
         Shown::Unreachable => "UNREACHABLE".into(),
         Shown::Connecting => "connecting".into(),
+        Shown::Standby => "STANDBY".into(),
     }
 }
 
@@ -422,7 +424,17 @@ fn draw_detail_title(frame: &mut Frame, area: Rect, ch: &ChannelView) {
     ];
     if let Some(s) = &ch.snapshot {
         if !s.role.is_empty() {
-            spans.push(Span::raw(format!(" {}", s.role)));
+            let color = match s.role.as_str() {
+                "fenced" => Color::Red,
+                "standby" => Color::Cyan,
+                _ => Color::Reset,
+            };
+            spans.push(Span::raw(format!(" {}", s.role)).fg(color));
+        }
+        let r = &s.redundancy;
+        if r.is_member() {
+            let owner = if r.owner.is_empty() { "none" } else { &r.owner };
+            spans.push(Span::raw(format!(" (box {}, owner {owner})", r.box_id)));
         }
         if !s.state.is_empty() {
             spans.push(Span::raw(format!(" · {}", s.state)));
@@ -873,9 +885,11 @@ fn draw_log(frame: &mut Frame, area: Rect, ch: &ChannelView, s: &StatusSnapshot)
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let all: Vec<Line> = s
-        .log
+        .redundancy
+        .events
         .iter()
-        .map(|l| Line::raw(l.clone()))
+        .map(redundancy_event_line)
+        .chain(s.log.iter().map(|l| Line::raw(l.clone())))
         .chain(ch.events.iter().map(|e| Line::raw(e.clone())))
         .collect();
     let skip = all.len().saturating_sub(usize::from(inner.height));
@@ -883,6 +897,27 @@ fn draw_log(frame: &mut Frame, area: Rect, ch: &ChannelView, s: &StatusSnapshot)
         Paragraph::new(all.into_iter().skip(skip).collect::<Vec<_>>()),
         inner,
     );
+}
+
+/// `hh:mm:ss N+M sb-1 takeover: detail` (UTC), coloured by kind.
+fn redundancy_event_line(e: &crate::console::model::RedundancyEventSnapshot) -> Line<'static> {
+    let secs = e.unix_ms / 1000 % 86_400;
+    let color = match e.kind.as_str() {
+        "fenced" | "refused" => Color::Red,
+        "takeover" | "handover" | "failback" => Color::Yellow,
+        _ => Color::Cyan,
+    };
+    Line::from(vec![
+        Span::raw(format!(
+            "{:02}:{:02}:{:02} N+M {} ",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            e.box_id
+        )),
+        Span::raw(e.kind.clone()).fg(color).bold(),
+        Span::raw(format!(": {}", e.detail)),
+    ])
 }
 
 // ---------------------------------------------------------------- overlays
@@ -910,6 +945,10 @@ const HELP: &[(&str, &str)] = &[
     ("s", "stop the channel (asks first if on air)"),
     ("r", "restart the channel (asks first if on air)"),
     ("e / d", "enable / disable the selected destination"),
+    (
+        "F",
+        "fail back: take the channel back on this N+M box (asks)",
+    ),
     ("?", "this help"),
     ("q Ctrl-C", "quit the console (channels keep running)"),
 ];

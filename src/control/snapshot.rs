@@ -365,6 +365,39 @@ fn alert(severity: Severity, code: &str, message: String) -> Alert {
 /// The conditions worth an operator's attention, most severe first.
 fn alerts(plan: &Plan, doc: &Status, v: &View) -> Vec<Alert> {
     let mut out = Vec::new();
+    if let Some(r) = &doc.redundancy {
+        match r.role.as_str() {
+            "fenced" => out.push(alert(
+                Severity::Critical,
+                "nm_fenced",
+                format!(
+                    "box {} lost its lease (etcd unreachable?): it stopped pushing; a standby \
+                     should take the channel",
+                    r.box_id
+                ),
+            )),
+            "standby" => out.push(alert(
+                Severity::Info,
+                "nm_standby",
+                match &r.owner {
+                    Some(o) => format!("standby: box {o} owns the channel (POST /failback)"),
+                    None => "standby: the channel is free; this box takes it".into(),
+                },
+            )),
+            _ if !r.etcd_ok => out.push(alert(
+                Severity::Warning,
+                "nm_etcd_unreachable",
+                format!(
+                    "etcd does not answer: pushing is fenced {:.1} s after the last renewal",
+                    r.lease_ttl_secs
+                ),
+            )),
+            _ => {}
+        }
+        if r.role != "active" {
+            return out;
+        }
+    }
     match doc.state {
         ChannelState::Failed => out.push(alert(
             Severity::Critical,

@@ -27,6 +27,9 @@ pub struct AgentConfig {
     pub control: Option<SocketAddr>,
     /// Only these channels (empty: any published channel).
     pub channels: Vec<String>,
+    /// Filled with the channel's supervisor once this box takes one (the binary's signal
+    /// handler finishes it cleanly on SIGTERM).
+    pub taken: Arc<std::sync::Mutex<Option<Arc<Supervisor>>>>,
 }
 
 /// What a standby holds once it won a channel.
@@ -231,6 +234,9 @@ async fn take(cfg: &AgentConfig, plan: Plan, rec: ProfileRecord) -> Result<Taken
     let server = control::serve(sup.clone(), &control_plan).map_err(|e| setup(e.to_string()))?;
     let member = Member::new(cfg.coord.clone(), sup.clone(), Some(rec));
     sup.set_redundancy(member.clone());
+    if let Ok(mut slot) = cfg.taken.lock() {
+        *slot = Some(sup.clone());
+    }
     Ok(Taken {
         supervisor: sup,
         member,

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the binary, decode with FFmpeg, parse archives.
 #![allow(dead_code)]
 
+pub mod alsa;
+
 use smoothcast::piff::parse::{parse_stream, ParsedStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

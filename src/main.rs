@@ -273,10 +273,10 @@ fn run(args: RunArgs) -> ExitCode {
     if coordination.is_some() || args.member.box_id.is_some() {
         plan.push.box_id = Some(args.member.box_id());
     }
-    if coordination.is_some() && plan.timecode != profile::TimecodeSpec::Clock {
+    if coordination.is_some() && matches!(plan.timecode, profile::TimecodeSpec::Fixed { .. }) {
         eprintln!(
-            "error: --etcd needs timecode.source = \"clock\": a standby taking the channel over \
-             must continue the timeline, not restart a fixed timecode"
+            "error: --etcd needs a shared running timecode (clock, ltc or v4l2), not a fixed \
+             one: a standby taking the channel over must continue the timeline, not restart it"
         );
         return ExitCode::from(2);
     }

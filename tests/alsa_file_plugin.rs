@@ -7,17 +7,16 @@
 //! alsa-lib reads `ALSA_CONFIG_PATH` once, at its first use in a process, so this binary holds
 //! exactly one test, which sets the variable before anything touches ALSA.
 
+mod common;
+
+use common::alsa::{feed_fifo, write_config, RATE};
 use smoothcast::capture::alsa::{input_devices, AlsaAudio, AlsaOptions};
 use smoothcast::capture::{AudioSource, CaptureError};
 use smoothcast::time::{SampleIndex, SystemClocks};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const RATE: u64 = 48_000;
 const CHANNELS: usize = 8;
 /// The pattern repeats every this many frames.
 const PERIOD: i32 = 8192;
@@ -35,83 +34,6 @@ fn decode(v: i16) -> (usize, i32) {
     ((u / PERIOD) as usize + 1, u % PERIOD)
 }
 
-/// `O_NONBLOCK` on Linux: opening a FIFO for writing then fails (ENXIO) instead of blocking
-/// while no reader has it open, so the writer can notice it should stop.
-const O_NONBLOCK: i32 = 0o4000;
-
-/// Feeds the FIFO with the 8-channel pattern: the first `burst` frames as fast as the reader
-/// takes them, then at the real rate (holding back while `pause` is set), until `stop`. Frames are never rewound: the reader sees
-/// one continuous stream from wherever it starts (cpal opens the PCM once to probe its formats
-/// and closes it before opening it for good; what went into the probe's pipe is lost).
-fn feed_fifo(path: PathBuf, burst: u64, pause: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
-    const CHUNK: u64 = 256; // 256 frames × 16 bytes = 4096 = PIPE_BUF: each write is atomic.
-    let mut frame = 0u64;
-    let mut chunk = Vec::with_capacity(CHUNK as usize * CHANNELS * 2);
-    // When and at which frame real-time pacing (re)started.
-    let mut paced_from: Option<(Instant, u64)> = None;
-    'open: while !stop.load(Ordering::Acquire) {
-        let mut fifo = match std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(O_NONBLOCK)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(2));
-                continue;
-            }
-        };
-        while !stop.load(Ordering::Acquire) {
-            if pause.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(1));
-                paced_from = None;
-                continue;
-            }
-            if frame >= burst {
-                let (since, from) = *paced_from.get_or_insert_with(|| (Instant::now(), frame));
-                let due = Duration::from_nanos((frame - from) * 1_000_000_000 / RATE);
-                if let Some(wait) = due.checked_sub(since.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
-            chunk.clear();
-            for i in frame..frame + CHUNK {
-                for c in 1..=CHANNELS {
-                    chunk.extend_from_slice(&pattern(c, i).to_le_bytes());
-                }
-            }
-            loop {
-                match fifo.write(&chunk) {
-                    Ok(n) if n == chunk.len() => break,
-                    Ok(n) => panic!("a {}-byte FIFO write was split at {n}", chunk.len()),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        if stop.load(Ordering::Acquire) {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    // The reader closed its end (cpal's probe open): wait for the next one.
-                    Err(e) if e.kind() == ErrorKind::BrokenPipe => continue 'open,
-                    Err(e) => panic!("writing the FIFO: {e}"),
-                }
-            }
-            frame += CHUNK;
-        }
-    }
-}
-
-fn write_config(dir: &Path) -> PathBuf {
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/alsa/smoothcast_test.conf"
-    ))
-    .expect("read the ALSA config template");
-    let dir_str = dir.to_str().expect("temp dir path is UTF-8");
-    let conf = dir.join("asound.conf");
-    std::fs::write(&conf, template.replace("@DIR@", dir_str)).expect("write ALSA config");
-    conf
-}
-
 #[test]
 fn file_plugin_capture_maps_sdi_channels_3_and_4_to_stereo_on_a_continuous_grid() {
     // A hang here (cpal spinning in a read loop) must fail the run, not stall it.
@@ -122,13 +44,8 @@ fn file_plugin_capture_maps_sdi_channels_3_and_4_to_stereo_on_a_continuous_grid(
     });
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let fifo = dir.path().join("in.raw");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success(), "mkfifo failed");
     let conf = write_config(dir.path());
+    let fifo = dir.path().join("in.raw");
     // The only test in this process, and nothing has touched ALSA yet.
     std::env::set_var("ALSA_CONFIG_PATH", &conf);
 
@@ -138,7 +55,9 @@ fn file_plugin_capture_maps_sdi_channels_3_and_4_to_stereo_on_a_continuous_grid(
     let pause = Arc::new(AtomicBool::new(false));
     let writer = {
         let (fifo, pause, stop) = (fifo.clone(), Arc::clone(&pause), Arc::clone(&stop));
-        std::thread::spawn(move || feed_fifo(fifo, RATE * 3 / 2, pause, stop))
+        std::thread::spawn(move || {
+            feed_fifo(fifo, CHANNELS, RATE * 3 / 2, false, pause, stop, pattern)
+        })
     };
 
     // The config's PCM is listed (thanks to its hint block) …

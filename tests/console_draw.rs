@@ -98,6 +98,7 @@ fn on_air(channel: &str, tc: &str, frags: u64) -> StatusSnapshot {
         },
         timecode: TimecodeSnapshot {
             source: "ltc".into(),
+            state: String::new(),
             drop_frame: true,
             current: tc.into(),
             date: "2026-11-21".into(),

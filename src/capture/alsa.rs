@@ -16,6 +16,9 @@
 //! the callback drops are counted exactly; an xrun's length is measured from the capture
 //! timestamps cpal attaches to each period (`InputCallbackInfo`), when the device has them.
 
+use super::discipline::{DisciplineMonitor, DisciplinedAudio};
+use super::loss::{AudioFactory, InputCounters};
+use super::timecode::{LtcShared, LtcTap};
 use super::{AudioBlock, AudioSource, CaptureError};
 use crate::time::{Clocks, SampleIndex};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -304,6 +307,105 @@ impl AudioSource for AlsaAudio {
 
     fn sample_rate(&self) -> u32 {
         self.sample_rate
+    }
+}
+
+/// A channel's ALSA audio input as the hardware map resolves it.
+#[derive(Clone, Debug)]
+pub struct AlsaInput {
+    /// The logical input name (`sdi1`), for logs.
+    pub input: String,
+    /// The ALSA PCM name.
+    pub device: String,
+    /// Channels per device frame to ask for (the logical input's highest channel).
+    pub device_channels: u16,
+    /// Device channels (1-based) feeding each output channel; with LTC, the LTC channel last.
+    pub channel_map: Vec<u16>,
+    /// Sample frames per second.
+    pub sample_rate: u32,
+    /// Ring and stall tuning.
+    pub options: AlsaOptions,
+}
+
+/// A factory for the input-loss policy that (re)opens `input` at the requested sample and
+/// builds the channel's device audio chain:
+///
+/// ```text
+/// AlsaAudio (map, convert, xrun silence) ─► xrun counters ─► [LTC tap] ─► clock discipline
+/// ```
+///
+/// Xruns and their silence are added to `counters`; the discipline (measured against the
+/// monotonic time of `clocks`, the master clock) publishes through `discipline`. With `ltc`,
+/// the last entry of the channel map is the LTC channel: the tap decodes it and passes the
+/// others on.
+pub fn factory(
+    input: AlsaInput,
+    clocks: Arc<dyn Clocks>,
+    counters: Arc<InputCounters>,
+    discipline: DisciplineMonitor,
+    ltc: Option<LtcShared>,
+) -> AudioFactory {
+    AudioFactory::new(move |at| {
+        let alsa = AlsaAudio::open_with(
+            &input.device,
+            input.device_channels,
+            &input.channel_map,
+            input.sample_rate,
+            at.sample,
+            clocks.clone(),
+            input.options.clone(),
+        )?;
+        tracing::info!(input = %input.input, device = %input.device, config = ?alsa.config(), sample = at.sample.0, "ALSA audio input opened");
+        let counted = XrunCounted {
+            inner: alsa,
+            counters: counters.clone(),
+            seen: (0, 0),
+        };
+        let source: Box<dyn AudioSource> = match &ltc {
+            Some(decoder) => {
+                let n = input.channel_map.len().saturating_sub(1);
+                Box::new(LtcTap::new(counted, (0..n).collect(), n, decoder.clone()))
+            }
+            None => Box::new(counted),
+        };
+        Ok(
+            Box::new(DisciplinedAudio::new(source, clocks.clone()).with_monitor(discipline.clone()))
+                as Box<dyn AudioSource>,
+        )
+    })
+}
+
+/// Adds an [`AlsaAudio`]'s xruns and their silence to the input's counters as they happen.
+struct XrunCounted {
+    inner: AlsaAudio,
+    counters: Arc<InputCounters>,
+    /// `(xruns + overflows, silence frames)` already added.
+    seen: (u64, u64),
+}
+
+impl AudioSource for XrunCounted {
+    fn next_block(&mut self, max_frames: usize) -> Result<AudioBlock, CaptureError> {
+        let b = self.inner.next_block(max_frames)?;
+        let s = self.inner.stats();
+        let now = (s.xruns + s.overflows, s.silence_frames);
+        if now != self.seen {
+            let c = &self.counters;
+            c.xruns
+                .fetch_add(now.0.saturating_sub(self.seen.0), Ordering::Relaxed);
+            c.xrun_silence
+                .fetch_add(now.1.saturating_sub(self.seen.1), Ordering::Relaxed);
+            tracing::warn!(input = %self.inner.name, xruns = now.0, silence_frames = now.1, "audio lost on the way from the device: filled with silence on the grid");
+            self.seen = now;
+        }
+        Ok(b)
+    }
+
+    fn channels(&self) -> u16 {
+        self.inner.channels()
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
     }
 }
 

@@ -386,6 +386,14 @@ impl<S: AudioSource> DisciplinedAudio<S> {
         self.monitor.clone()
     }
 
+    /// Publishes the status through `monitor` instead of a handle of its own: a device that is
+    /// reopened after a loss gets a new discipline (a new stream, a new clock relation), and
+    /// status displays keep reading the same handle.
+    pub fn with_monitor(mut self, monitor: DisciplineMonitor) -> DisciplinedAudio<S> {
+        self.monitor = monitor;
+        self
+    }
+
     /// The wrapped source.
     pub fn inner(&self) -> &S {
         &self.inner

@@ -88,6 +88,12 @@ pub struct InputCounters {
     pub losses: AtomicU64,
     /// Successful reopens after a loss.
     pub reopens: AtomicU64,
+    /// Audio: times audio was lost on the way from the device (ALSA xruns, and periods the
+    /// capture ring dropped because the pipeline fell behind).
+    pub xruns: AtomicU64,
+    /// Audio: sample frames of silence put in place of the audio those xruns lost, on the
+    /// sample grid (not counted in `silence`, which is input loss).
+    pub xrun_silence: AtomicU64,
     /// True while the input is lost.
     pub lost: AtomicBool,
 }
@@ -115,6 +121,10 @@ pub struct InputStatus {
     pub losses: u64,
     /// Successful reopens after a loss.
     pub reopens: u64,
+    /// Audio: xruns and capture-ring overflows.
+    pub xruns: u64,
+    /// Audio: sample frames of silence filled in for them.
+    pub xrun_silence: u64,
     /// The input is lost right now.
     pub lost: bool,
 }
@@ -134,6 +144,8 @@ impl InputCounters {
             damaged: g(&self.damaged),
             losses: g(&self.losses),
             reopens: g(&self.reopens),
+            xruns: g(&self.xruns),
+            xrun_silence: g(&self.xrun_silence),
             lost: self.lost.load(Ordering::Relaxed),
         }
     }
@@ -759,6 +771,9 @@ pub enum InputError {
     /// The box's hw map is missing, invalid, or lacks the profile's input.
     #[error(transparent)]
     Hw(#[from] crate::hw::HwError),
+    /// A file input could not be opened.
+    #[error(transparent)]
+    Open(Box<CaptureError>),
 }
 
 impl InputError {
@@ -766,6 +781,7 @@ impl InputError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             InputError::Hw(e) => e.is_bad_input(),
+            InputError::Open(_) => false,
         }
     }
 }
@@ -832,8 +848,93 @@ pub fn channel_video(
     Ok(Some(wrap(input, factory, policy)))
 }
 
-/// The channel's audio source when the test override supplies one, wrapped in the loss policy;
-/// `None` otherwise. `first` is the first sample, due now.
+/// A device audio input resolved through the box's hw map.
+#[derive(Clone, Debug)]
+pub struct DeviceAudio {
+    /// Logical input name.
+    pub input: String,
+    /// ALSA PCM name.
+    pub alsa: String,
+    /// Channels per device frame: the highest device channel of the logical input.
+    pub device_channels: u16,
+    /// Device channels (1-based) feeding each output channel (`audio.channel_map` applied).
+    pub program: Vec<u16>,
+    /// Device channel (1-based) carrying LTC, when one was asked for.
+    pub ltc: Option<u16>,
+    /// The loss policy: the caller's, else the map's `[input_loss]`.
+    pub loss: LossPolicy,
+}
+
+/// Resolves the plan's device audio input (`None` for synthetic and file inputs) and, with
+/// `ltc_channel` (1-based channel of the logical input), the device channel carrying LTC.
+pub fn device_audio(
+    plan: &crate::profile::Plan,
+    opts: &InputOptions,
+    ltc_channel: Option<u16>,
+) -> Result<Option<DeviceAudio>, InputError> {
+    let crate::profile::AudioInput::Device { input } = &plan.audio_input else {
+        return Ok(None);
+    };
+    let path = opts
+        .hw_map
+        .clone()
+        .unwrap_or_else(crate::hw::default_map_path);
+    let map = crate::hw::HwMap::load(&path)?;
+    let resolved = crate::hw::resolve(plan, &map)?;
+    let Some(dev) = resolved.audio else {
+        return Ok(None);
+    };
+    let all = map
+        .inputs
+        .get(input)
+        .and_then(|i| i.audio.as_ref())
+        .map(|a| a.channels.clone())
+        .unwrap_or_default();
+    let ltc = match ltc_channel {
+        Some(c) => match all.get(usize::from(c).wrapping_sub(1)) {
+            Some(&d) => Some(d),
+            None => {
+                return Err(InputError::Hw(crate::hw::HwError::Channel {
+                    path: map.path.clone(),
+                    input: input.clone(),
+                    channels: all.len(),
+                    wanted: c,
+                }))
+            }
+        },
+        None => None,
+    };
+    let device_channels = all
+        .iter()
+        .chain(dev.channels.iter())
+        .copied()
+        .max()
+        .unwrap_or(1);
+    Ok(Some(DeviceAudio {
+        input: input.clone(),
+        alsa: dev.alsa,
+        device_channels,
+        program: dev.channels,
+        ltc,
+        loss: opts.loss.clone().unwrap_or_else(|| map.loss.clone()),
+    }))
+}
+
+/// What the channel's audio source reports besides samples.
+#[derive(Clone, Debug, Default)]
+pub struct AudioMonitors {
+    /// The clock discipline of a device input.
+    pub discipline: super::discipline::DisciplineMonitor,
+    /// The LTC decoder, when the timecode source is `ltc` and the input carries it.
+    pub ltc: Option<super::timecode::LtcShared>,
+}
+
+/// The channel's audio source when it is not a plain synthetic or file source: the test
+/// override, or a device input (ALSA through the hw map, clock-disciplined), each wrapped in
+/// the loss policy; or a file input carrying LTC (tapped). `None` otherwise. `first` is the
+/// first sample, due now. With `monitors.ltc`, the timecode source is `ltc` on channel
+/// `ltc_channel` of the input.
+#[allow(clippy::too_many_arguments)]
 pub fn channel_audio(
     plan: &crate::profile::Plan,
     opts: &InputOptions,
@@ -841,19 +942,82 @@ pub fn channel_audio(
     pacing: &Pacing,
     clocks: Arc<dyn Clocks>,
     counters: Arc<InputCounters>,
-) -> Option<ResilientAudio> {
-    let factory = opts.audio.as_ref()?;
-    Some(ResilientAudio::new(
-        "audio",
-        factory.clone(),
-        &opts.loss.clone().unwrap_or_default(),
-        plan.audio.sample_rate,
-        plan.audio.channels,
-        first,
-        pacing.clone(),
-        clocks,
-        counters,
-    ))
+    monitors: &AudioMonitors,
+    ltc_channel: Option<u16>,
+) -> Result<Option<Box<dyn AudioSource>>, InputError> {
+    let wrap = |name: &str, factory: AudioFactory, policy: &LossPolicy| {
+        Box::new(ResilientAudio::new(
+            name,
+            factory,
+            policy,
+            plan.audio.sample_rate,
+            plan.audio.channels,
+            first,
+            pacing.clone(),
+            clocks.clone(),
+            counters.clone(),
+        )) as Box<dyn AudioSource>
+    };
+    if let Some(factory) = &opts.audio {
+        let policy = opts.loss.clone().unwrap_or_default();
+        return Ok(Some(wrap("audio", factory.clone(), &policy)));
+    }
+    let ltc = monitors.ltc.clone().zip(ltc_channel);
+    match &plan.audio_input {
+        crate::profile::AudioInput::Device { .. } => {
+            let Some(dev) = device_audio(plan, opts, ltc.as_ref().map(|l| l.1))? else {
+                return Ok(None);
+            };
+            let mut channel_map = dev.program.clone();
+            channel_map.extend(dev.ltc.filter(|_| ltc.is_some()));
+            tracing::info!(input = %dev.input, device = %dev.alsa, ?channel_map, "audio input resolved");
+            let factory = super::alsa::factory(
+                super::alsa::AlsaInput {
+                    input: dev.input.clone(),
+                    device: dev.alsa.clone(),
+                    device_channels: dev.device_channels,
+                    channel_map,
+                    sample_rate: plan.audio.sample_rate,
+                    options: super::alsa::AlsaOptions {
+                        stall_timeout: dev.loss.no_signal_after.max(Duration::from_millis(100)),
+                        ..super::alsa::AlsaOptions::default()
+                    },
+                },
+                clocks.clone(),
+                counters.clone(),
+                monitors.discipline.clone(),
+                ltc.map(|l| l.0),
+            );
+            Ok(Some(wrap(&dev.input, factory, &dev.loss)))
+        }
+        crate::profile::AudioInput::File { path } => {
+            let Some((decoder, channel)) = ltc else {
+                return Ok(None);
+            };
+            let channels = super::timecode::file_channels(plan, channel);
+            let file = super::file::FileAudio::open(
+                path,
+                plan.audio.sample_rate,
+                channels,
+                first,
+                pacing.clone(),
+            )
+            .map_err(|e| InputError::Open(Box::new(e)))?;
+            let map = plan
+                .audio
+                .channel_map
+                .iter()
+                .map(|&c| usize::from(c.max(1) - 1))
+                .collect();
+            Ok(Some(Box::new(super::timecode::LtcTap::new(
+                file,
+                map,
+                usize::from(channel.max(1) - 1),
+                decoder,
+            ))))
+        }
+        crate::profile::AudioInput::Synthetic => Ok(None),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ pub mod discipline;
 pub mod file;
 pub mod loss;
 pub mod synthetic;
+pub mod timecode;
 pub mod v4l2;
 
 use crate::time::{Clocks, FrameIndex, SampleIndex};
@@ -100,6 +101,33 @@ pub trait AudioSource: Send {
     fn next_block(&mut self, max_frames: usize) -> Result<AudioBlock, CaptureError>;
     fn channels(&self) -> u16;
     fn sample_rate(&self) -> u32;
+}
+
+/// What the capture side of a running channel reports besides pictures and samples: the
+/// timecode source's health, the inputs' counters (fills, skipped and duplicated grid slots,
+/// losses, xruns) and the audio clock discipline of a device input.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CaptureStatus {
+    /// The timecode source (`None` only in hand-built statuses).
+    pub timecode: Option<timecode::TimecodeHealth>,
+    /// Counters of the video and audio inputs.
+    pub inputs: loss::InputsStatus,
+    /// The audio clock discipline, when the audio input is a device.
+    pub discipline: Option<discipline::DisciplineStatus>,
+}
+
+/// A boxed source is a source, so wrappers generic over [`AudioSource`] (the clock
+/// discipline, the LTC tap) can wrap whatever a factory built.
+impl<S: AudioSource + ?Sized> AudioSource for Box<S> {
+    fn next_block(&mut self, max_frames: usize) -> Result<AudioBlock, CaptureError> {
+        (**self).next_block(max_frames)
+    }
+    fn channels(&self) -> u16 {
+        (**self).channels()
+    }
+    fn sample_rate(&self) -> u32 {
+        (**self).sample_rate()
+    }
 }
 
 /// How a source releases its output.

@@ -12,9 +12,12 @@ pub mod archive;
 pub mod package;
 pub mod stats;
 
+use crate::capture::discipline::DisciplineMonitor;
 use crate::capture::file::{FileAudio, FileVideo};
 use crate::capture::loss::{self, ChannelInputCounters, InputOptions, InputsStatus};
 use crate::capture::synthetic::{SyntheticAudio, SyntheticVideo};
+use crate::capture::timecode::{LtcShared, TimecodeMonitor};
+use crate::capture::{self, CaptureStatus};
 use crate::capture::{AudioSource, CaptureError, FrameOrigin, Pacing, VideoFrame, VideoSource};
 use crate::encode::aac::AacEncoder;
 use crate::encode::scale::Scaler;
@@ -152,6 +155,8 @@ pub struct ChannelStatus {
     pub finished: bool,
     /// The inputs: video pictures and fills, audio samples and levels.
     pub input: InputStatus,
+    /// Timecode source health, input device counters, audio clock discipline.
+    pub capture: CaptureStatus,
 }
 
 /// A snapshot of the channel's inputs.
@@ -228,6 +233,9 @@ pub struct ChannelMonitor {
     /// Set by [`ChannelMonitor::request_stop_by`]: the push sessions must be finished by then.
     finish_by: Mutex<Option<Instant>>,
     inputs: ChannelInputCounters,
+    // capture status (issue 4): timecode source health and the audio discipline.
+    timecode: TimecodeMonitor,
+    discipline: Option<DisciplineMonitor>,
 }
 
 struct TrackEntry {
@@ -351,6 +359,11 @@ impl ChannelMonitor {
                 audio_samples: self.input.audio_samples.load(Ordering::Relaxed),
                 audio_levels: self.input.meter.levels(),
             },
+            capture: CaptureStatus {
+                timecode: Some(self.timecode.snapshot()),
+                inputs: self.inputs.snapshot(),
+                discipline: self.discipline.as_ref().map(DisciplineMonitor::snapshot),
+            },
         }
     }
 
@@ -446,12 +459,15 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
     let frags = plan.fragments;
     let audio_grid = AudioGrid::aac(plan.audio.sample_rate, plan.timescale);
 
-    // 1. Where the timeline starts: the first fragment boundary at or after the timecode.
-    let n0 = crate::time::timecode::resolve_start(&plan.timecode, plan.rate, opts.clocks.as_ref())
+    // 1. Where the timeline starts: the first fragment boundary at or after the timecode
+    //    (`ltc`/`v4l2` read it from the input, falling back to the clock).
+    let timecode = TimecodeMonitor::new(&plan.timecode, opts.clocks.clone());
+    let tc_start = capture::timecode::start(plan, &opts.inputs, opts.clocks.clone(), &timecode)
         .map_err(|e| ChannelError::Timecode {
             channel: ch.clone(),
             reason: e.to_string(),
         })?;
+    let n0 = tc_start.index;
     let mut first = frags.next_boundary(n0);
     if let Some(k) = opts.start_fragment {
         first = first.max(frags.first_frame(k));
@@ -583,7 +599,10 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
     };
 
     // 5. Wait for the first boundary when locked to the wall clock in real time.
-    if !opts.fast && plan.timecode == TimecodeSpec::Clock {
+    if !opts.fast && !tc_start.on_clock {
+        tc_start.wait_for(first, opts.clocks.as_ref());
+    }
+    if !opts.fast && tc_start.on_clock {
         let due_nanos =
             u128::from(frames.time_of(first).0) * 1_000_000_000 / u128::from(plan.timescale);
         let now = opts.clocks.utc_nanos();
@@ -642,6 +661,28 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         }
     };
     let audio_start = aac.input_start();
+    let ltc_channel = match plan.timecode {
+        TimecodeSpec::Ltc { channel } if !tc_start.on_clock => Some(channel),
+        _ => None,
+    };
+    let monitors = loss::AudioMonitors {
+        discipline: DisciplineMonitor::default(),
+        ltc: match ltc_channel {
+            Some(_) => Some(
+                LtcShared::new(
+                    plan.rate,
+                    plan.audio.sample_rate,
+                    opts.clocks.clone(),
+                    timecode.clone(),
+                )
+                .map_err(|reason| ChannelError::Timecode {
+                    channel: ch.clone(),
+                    reason,
+                })?,
+            ),
+            None => None,
+        },
+    };
     let resilient_audio = loss::channel_audio(
         plan,
         &opts.inputs,
@@ -649,9 +690,17 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         &pacing(),
         opts.clocks.clone(),
         input_counters.audio.clone(),
-    );
+        &monitors,
+        ltc_channel,
+    )
+    .map_err(|source| ChannelError::Input {
+        channel: ch.clone(),
+        source: Box::new(source),
+    })?;
+    let discipline =
+        matches!(plan.audio_input, AudioInput::Device { .. }).then(|| monitors.discipline.clone());
     let audio_source: Box<dyn AudioSource> = match (resilient_audio, &plan.audio_input) {
-        (Some(a), _) => Box::new(a),
+        (Some(a), _) => a,
         (None, AudioInput::Synthetic) => Box::new(SyntheticAudio::new(
             plan.audio.sample_rate,
             plan.audio.channels,
@@ -792,6 +841,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         input,
         finish_by: Mutex::new(None),
         inputs: input_counters,
+        timecode,
+        discipline,
     });
     let output = {
         let monitor = monitor.clone();

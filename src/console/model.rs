@@ -228,6 +228,10 @@ pub struct TimecodeSnapshot {
     /// Timecode source kind: `clock`, `ltc`, `v4l2`, `fixed`.
     #[serde(deserialize_with = "lenient_string")]
     pub source: String,
+    /// Health of the source: `running`, `searching`, `locked`, `lost`, `fallback` (empty
+    /// from servers that predate it).
+    #[serde(deserialize_with = "lenient_string")]
+    pub state: String,
     /// Drop-frame labels.
     #[serde(deserialize_with = "lenient_bool_false")]
     pub drop_frame: bool,

@@ -545,7 +545,14 @@ fn draw_info(frame: &mut Frame, area: Rect, s: &StatusSnapshot, wide: bool) {
         Span::raw(timecode_text(s)).bold(),
     ];
     if !s.timecode.source.is_empty() {
-        first.push(Span::raw(format!(" ({})", s.timecode.source)).fg(Color::DarkGray));
+        // The source's health when it has one worth showing (ltc locked/lost, fallback).
+        let state = s.timecode.state.as_str();
+        let (health, color) = match state {
+            "" | "running" => (String::new(), Color::DarkGray),
+            "lost" | "fallback" | "searching" => (format!(" {state}"), Color::Yellow),
+            _ => (format!(" {state}"), Color::DarkGray),
+        };
+        first.push(Span::raw(format!(" ({}{health})", s.timecode.source)).fg(color));
     }
     first.push(Span::raw("  Input ").fg(Color::DarkGray));
     first.push(Span::raw(non_empty(&video.input, "?")));

@@ -139,6 +139,62 @@ pub struct VideoInputStatus {
     pub frames: u64,
     /// Of those, fills for a missing picture.
     pub filled_frames: u64,
+    /// Device counters: fills by kind, skipped and duplicated grid slots, losses.
+    #[serde(default)]
+    pub counters: InputCountersStatus,
+}
+
+/// Counters of a capture input (device inputs and injected sources; zero for synthetic and
+/// file inputs, which never lose signal), since the channel started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputCountersStatus {
+    /// Pictures (video) or sample frames (audio) delivered live.
+    pub live: u64,
+    /// Pictures repeated (skipped grid slots and the freeze after a loss).
+    pub repeated: u64,
+    /// Black pictures.
+    pub black: u64,
+    /// Slate pictures.
+    pub slate: u64,
+    /// Audio sample frames of silence for a lost input.
+    pub silence_samples: u64,
+    /// Grid slots the device gave no picture for (filled by repeating).
+    pub skipped_slots: u64,
+    /// Buffers dropped because their grid slot already had one.
+    pub duplicate_buffers: u64,
+    /// Buffers flagged damaged or that could not be converted.
+    pub damaged: u64,
+    /// Times the input was lost.
+    pub losses: u64,
+    /// Successful reopens after a loss.
+    pub reopens: u64,
+    /// Audio: ALSA xruns and capture-ring overflows.
+    pub xruns: u64,
+    /// Audio: sample frames of silence put in place of the audio xruns lost.
+    pub xrun_silence_samples: u64,
+    /// The input is lost right now.
+    pub lost: bool,
+}
+
+/// The A/V clock discipline of a device audio input (since the device was last opened).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DisciplineDoc {
+    /// Estimated rate error of the audio device against the master clock, ppm (positive: the
+    /// device runs fast).
+    pub device_ppm: f64,
+    /// Estimated drift of the device from the master grid, sample frames.
+    pub drift_samples: f64,
+    /// Remaining offset of the output from the master grid after corrections, sample frames
+    /// (kept well within one AAC frame, 1024).
+    pub residual_samples: f64,
+    /// Single sample frames inserted (device slow).
+    pub inserted: u64,
+    /// Single sample frames dropped (device fast).
+    pub dropped: u64,
+    /// Sample frames of silence filled in for samples the device lost.
+    pub filled: u64,
+    /// Sample frames skipped as excess.
+    pub skipped: u64,
 }
 
 /// The audio input with its meters.
@@ -160,13 +216,44 @@ pub struct AudioInputStatus {
     pub peak_dbfs: Vec<f32>,
     /// RMS level per channel over the same window, dBFS (a full-scale sine reads −3.01).
     pub rms_dbfs: Vec<f32>,
+    /// Device counters: silence for losses, xruns, losses and reopens.
+    #[serde(default)]
+    pub counters: InputCountersStatus,
+    /// The clock discipline, when the input is a device.
+    #[serde(default)]
+    pub discipline: Option<DisciplineDoc>,
 }
 
-/// The timecode source and the current position.
+/// The timecode source, its health, and the current position.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimecodeStatus {
-    /// `clock` (system UTC) or `fixed` (configured start).
+    /// `clock` (system UTC), `fixed` (configured start), `ltc` (SMPTE LTC on an audio
+    /// channel) or `v4l2` (the capture driver's buffer timecode).
     pub source: String,
+    /// Health of the source: `running` (clock, fixed), `searching` (ltc: nothing decoded
+    /// yet), `locked` (ltc: labels arrive), `lost` (ltc: none for 0.5 s) or `fallback` (the
+    /// source gave no timecode at start: the timeline runs on the clock).
+    #[serde(default)]
+    pub state: String,
+    /// Why the channel fell back to the clock.
+    #[serde(default)]
+    pub fallback_reason: Option<String>,
+    /// The last label read from the source (ltc).
+    #[serde(default)]
+    pub source_timecode: Option<String>,
+    /// Frame index that label names.
+    #[serde(default)]
+    pub source_frame_index: Option<u64>,
+    /// That index minus the channel's own frame index at the same audio sample, frames
+    /// (0: source and timeline agree).
+    #[serde(default)]
+    pub offset_frames: Option<i64>,
+    /// That index minus the system clock's frame index when it was read, frames.
+    #[serde(default)]
+    pub clock_offset_frames: Option<i64>,
+    /// Valid labels read from the source in the current run.
+    #[serde(default)]
+    pub source_frames: u64,
     /// Drop-frame labels (29.97 / 59.94 only).
     pub drop_frame: bool,
     /// SMPTE timecode of the latest captured picture (`10:00:01:12`, `;` before the frames

@@ -2,6 +2,7 @@
 
 use super::api::*;
 use super::supervisor::{Rates, Supervisor};
+use crate::capture::timecode::{TimecodeHealth, TimecodeKind, TimecodeState};
 use crate::capture::FrameOrigin;
 use crate::channel::{ChannelStatus, InputStatus, TrackStatus};
 use crate::profile::{
@@ -164,7 +165,9 @@ fn role_name(r: Role) -> &'static str {
 fn drop_frame(plan: &Plan) -> bool {
     match &plan.timecode {
         TimecodeSpec::Fixed { timecode, .. } => timecode.contains([';', '.']),
-        TimecodeSpec::Clock => check_timecode_rate(plan.rate, true).is_ok(),
+        TimecodeSpec::Clock | TimecodeSpec::Ltc { .. } | TimecodeSpec::V4l2 => {
+            check_timecode_rate(plan.rate, true).is_ok()
+        }
     }
 }
 
@@ -197,6 +200,11 @@ pub fn status(sup: &Supervisor) -> Status {
     } else {
         "live"
     };
+    let capture = v
+        .channel
+        .as_ref()
+        .map(|c| c.capture.clone())
+        .unwrap_or_default();
     let df = drop_frame(plan);
     let (current, date) = match input.video_last_index {
         Some(n) => {
@@ -314,6 +322,7 @@ pub fn status(sup: &Supervisor) -> Status {
                 rate: format!("{}/{}", plan.rate.num(), plan.rate.den()),
                 frames: input.video_frames,
                 filled_frames: input.video_filled,
+                counters: counters_doc(&capture.inputs.video),
             },
             audio: AudioInputStatus {
                 input: aname,
@@ -324,18 +333,11 @@ pub fn status(sup: &Supervisor) -> Status {
                 samples: input.audio_samples,
                 peak_dbfs: peak,
                 rms_dbfs: rms,
+                counters: counters_doc(&capture.inputs.audio),
+                discipline: capture.discipline.as_ref().map(discipline_doc),
             },
         },
-        timecode: TimecodeStatus {
-            source: match plan.timecode {
-                TimecodeSpec::Clock => "clock".into(),
-                TimecodeSpec::Fixed { .. } => "fixed".into(),
-            },
-            drop_frame: df,
-            current,
-            date,
-            frame_index: input.video_last_index.map(|FrameIndex(n)| n),
-        },
+        timecode: timecode_doc(plan, capture.timecode.as_ref(), df, current, date, input),
         fragment: FragmentStatus {
             duration_secs: num as f64 / den.max(1) as f64,
             gop_frames: plan.fragments.gop,
@@ -350,6 +352,97 @@ pub fn status(sup: &Supervisor) -> Status {
     };
     doc.alerts = alerts(plan, &doc, &v);
     doc
+}
+
+// ----- capture status (issue 4): timecode health, input counters, audio discipline -----
+
+fn counters_doc(c: &crate::capture::loss::InputStatus) -> InputCountersStatus {
+    InputCountersStatus {
+        live: c.live,
+        repeated: c.repeated,
+        black: c.black,
+        slate: c.slate,
+        silence_samples: c.silence,
+        skipped_slots: c.skipped,
+        duplicate_buffers: c.duplicates,
+        damaged: c.damaged,
+        losses: c.losses,
+        reopens: c.reopens,
+        xruns: c.xruns,
+        xrun_silence_samples: c.xrun_silence,
+        lost: c.lost,
+    }
+}
+
+fn discipline_doc(d: &crate::capture::discipline::DisciplineStatus) -> DisciplineDoc {
+    DisciplineDoc {
+        device_ppm: d.device_ppm,
+        drift_samples: d.drift_frames,
+        residual_samples: d.residual_frames,
+        inserted: d.inserted,
+        dropped: d.dropped,
+        filled: d.filled,
+        skipped: d.skipped,
+    }
+}
+
+/// The timecode document: the configured source, its health (from the running channel, else
+/// what it will be), and the position of the latest picture.
+fn timecode_doc(
+    plan: &Plan,
+    health: Option<&TimecodeHealth>,
+    drop_frame: bool,
+    current: Option<String>,
+    date: Option<String>,
+    input: &InputStatus,
+) -> TimecodeStatus {
+    let kind = TimecodeKind::of(&plan.timecode);
+    let state = health.map_or(
+        match kind {
+            TimecodeKind::Clock | TimecodeKind::Fixed => TimecodeState::Running,
+            TimecodeKind::Ltc | TimecodeKind::V4l2 => TimecodeState::Searching,
+        },
+        |h| h.state,
+    );
+    TimecodeStatus {
+        source: kind.name().into(),
+        state: state.name().into(),
+        fallback_reason: health.and_then(|h| h.fallback_reason.clone()),
+        source_timecode: health.and_then(|h| h.last_timecode.map(|t| t.to_string())),
+        source_frame_index: health.and_then(|h| h.last_index.map(|FrameIndex(n)| n)),
+        offset_frames: health.and_then(|h| h.offset_frames),
+        clock_offset_frames: health.and_then(|h| h.clock_offset_frames),
+        source_frames: health.map_or(0, |h| h.frames),
+        drop_frame,
+        current,
+        date,
+        frame_index: input.video_last_index.map(|FrameIndex(n)| n),
+    }
+}
+
+/// Alerts about the timecode source: running on the clock instead of it, or LTC gone.
+fn timecode_alerts(doc: &Status, out: &mut Vec<Alert>) {
+    let tc = &doc.timecode;
+    match tc.state.as_str() {
+        "fallback" => out.push(alert(
+            Severity::Warning,
+            "timecode_fallback",
+            format!(
+                "timecode source {} gives no timecode: running on the clock ({})",
+                tc.source,
+                tc.fallback_reason.as_deref().unwrap_or("no reason given")
+            ),
+        )),
+        "lost" => out.push(alert(
+            Severity::Warning,
+            "timecode_lost",
+            format!(
+                "timecode source {}: no valid label for 0.5 s (the timeline keeps counting)",
+                tc.source
+            ),
+        )),
+        _ => {}
+    }
 }
 
 fn alert(severity: Severity, code: &str, message: String) -> Alert {
@@ -435,6 +528,9 @@ fn alerts(plan: &Plan, doc: &Status, v: &View) -> Vec<Alert> {
                 doc.input.video.input
             ),
         ));
+    }
+    if running {
+        timecode_alerts(doc, &mut out);
     }
     if running && doc.input.audio.state == "silent" {
         out.push(alert(
@@ -566,6 +662,8 @@ pub fn profile_doc(sup: &Supervisor) -> serde_json::Value {
         TimecodeSpec::Fixed { date, timecode } => {
             json!({"source": "fixed", "date": date, "start": timecode})
         }
+        TimecodeSpec::Ltc { channel } => json!({"source": "ltc", "channel": channel}),
+        TimecodeSpec::V4l2 => json!({"source": "v4l2"}),
     };
     let path = |o: &Option<std::path::PathBuf>| o.as_ref().map(|p| p.display().to_string());
     json!({

@@ -517,7 +517,10 @@ impl Supervisor {
         let Some(next) = next else { return plan };
         let behind = match &plan.timecode {
             TimecodeSpec::Fixed { .. } => true,
-            TimecodeSpec::Clock => channel::frame_now(&plan, self.opts.clocks.as_ref()) < next,
+            // ltc/v4l2 name about the clock's time (or fall back to it); judged like the clock.
+            TimecodeSpec::Clock | TimecodeSpec::Ltc { .. } | TimecodeSpec::V4l2 => {
+                channel::frame_now(&plan, self.opts.clocks.as_ref()) < next
+            }
         };
         if behind {
             let ((y, m, d), tc) = timecode_of(next, plan.rate, false);
@@ -759,6 +762,7 @@ mod tests {
                 audio_samples: 0,
                 audio_levels: Vec::new(),
             },
+            capture: Default::default(),
         }
     }
 

@@ -29,6 +29,14 @@ fn write_plan(s: &mut String, p: &Plan) -> std::fmt::Result {
             s,
             "timecode  fixed, first frame at {timecode} on {date} (UTC)"
         )?,
+        TimecodeSpec::Ltc { channel } => writeln!(
+            s,
+            "timecode  ltc on audio input channel {channel} (falls back to the clock)"
+        )?,
+        TimecodeSpec::V4l2 => writeln!(
+            s,
+            "timecode  v4l2 buffer timecode (falls back to the clock)"
+        )?,
     }
     match &p.video_input {
         VideoInput::Synthetic { width, height } => {

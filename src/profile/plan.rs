@@ -114,6 +114,16 @@ pub enum TimecodeSpec {
         /// SMPTE timecode of the first frame, as written (`10:00:00;00`).
         timecode: String,
     },
+    /// SMPTE LTC decoded from one channel of the audio input, on today's UTC date (from the
+    /// system clock). Falls back to the clock, with an alert, when no LTC is found at start.
+    Ltc {
+        /// 1-based channel of the audio input carrying LTC: a channel of the logical input
+        /// (as `audio.channel_map` counts them) for a device, of the file for a file input.
+        channel: u16,
+    },
+    /// The capture driver's per-buffer timecode (`V4L2_BUF_FLAG_TIMECODE`). Falls back to the
+    /// clock, with an alert, when the driver's buffers carry none.
+    V4l2,
 }
 
 /// A video input.

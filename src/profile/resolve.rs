@@ -143,6 +143,7 @@ pub(crate) fn resolve(
 
     // [audio]
     let (audio_input, audio_plan_partial) = resolve_audio(&audio, &video_input, base)?;
+    check_timecode_inputs(&timecode, &video_input, &audio_input)?;
 
     // [[rung]]
     let rungs_in = match rung {
@@ -337,18 +338,60 @@ fn resolve_timecode(
         return Ok(TimecodeSpec::Clock);
     };
     match tc.source {
-        TimecodeSource::Ltc | TimecodeSource::V4l2 => fail(
-            "timecode.source",
-            format!(
-                "timecode source \"{}\" is not supported yet; use \"clock\" or \"fixed\"",
-                if tc.source == TimecodeSource::Ltc {
-                    "ltc"
+        TimecodeSource::Ltc => {
+            if tc.start.is_some() || tc.date.is_some() {
+                let field = if tc.start.is_some() {
+                    "timecode.start"
                 } else {
-                    "v4l2"
-                }
-            ),
-        ),
+                    "timecode.date"
+                };
+                return fail(
+                    field,
+                    "start and date are only used with source = \"fixed\"",
+                );
+            }
+            let Some(channel) = tc.channel else {
+                return fail(
+                    "timecode.channel",
+                    "source = \"ltc\" needs the audio input channel carrying LTC, e.g. channel = 8",
+                );
+            };
+            if !(1..=64).contains(&channel) {
+                return fail(
+                    "timecode.channel",
+                    format!("audio channel {channel} is outside 1–64"),
+                );
+            }
+            if let Err(e) = crate::time::ltc::LtcTimecodeSource::new(
+                rate,
+                48_000,
+                0,
+                crate::time::SimulatedClocks::new(0),
+            ) {
+                return fail("timecode.source", e.to_string());
+            }
+            Ok(TimecodeSpec::Ltc { channel })
+        }
+        TimecodeSource::V4l2 => {
+            if tc.start.is_some() || tc.date.is_some() || tc.channel.is_some() {
+                let field = if tc.channel.is_some() {
+                    "timecode.channel"
+                } else if tc.start.is_some() {
+                    "timecode.start"
+                } else {
+                    "timecode.date"
+                };
+                return fail(field, "this field is not used with source = \"v4l2\"");
+            }
+            Ok(TimecodeSpec::V4l2)
+        }
         TimecodeSource::Clock => {
+            if tc.channel.is_some() {
+                return fail(
+                    "timecode.channel",
+                    "channel is only used with source = \"ltc\"",
+                );
+            }
             if tc.start.is_some() {
                 return fail(
                     "timecode.start",
@@ -361,6 +404,12 @@ fn resolve_timecode(
             Ok(TimecodeSpec::Clock)
         }
         TimecodeSource::Fixed => {
+            if tc.channel.is_some() {
+                return fail(
+                    "timecode.channel",
+                    "channel is only used with source = \"ltc\"",
+                );
+            }
             let Some(start) = tc.start else {
                 return fail(
                     "timecode.start",
@@ -380,6 +429,27 @@ fn resolve_timecode(
                 timecode: start,
             })
         }
+    }
+}
+
+/// `ltc` needs an audio input that can carry LTC, `v4l2` a capture device for video.
+fn check_timecode_inputs(
+    tc: &TimecodeSpec,
+    video: &VideoInput,
+    audio: &AudioInput,
+) -> Result<(), FieldError> {
+    match (tc, video, audio) {
+        (TimecodeSpec::Ltc { .. }, _, AudioInput::Synthetic) => fail(
+            "timecode.source",
+            "source = \"ltc\" reads LTC from the audio input, and the synthetic audio carries \
+             none; use a device or file audio input",
+        ),
+        (TimecodeSpec::V4l2, VideoInput::Synthetic { .. } | VideoInput::File { .. }, _) => fail(
+            "timecode.source",
+            "source = \"v4l2\" reads the capture driver's timecode; the video input must be a \
+             capture device",
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -57,9 +57,14 @@ pub struct ChannelSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimecodeSection {
-    /// `clock` (system UTC, NTP/PTP disciplined) or `fixed` (a configured start). `ltc` and
-    /// `v4l2` are reserved and refused until capture supports them.
+    /// `clock` (system UTC, NTP/PTP disciplined), `fixed` (a configured start), `ltc`
+    /// (SMPTE LTC on a channel of the audio input) or `v4l2` (the capture driver's buffer
+    /// timecode). `ltc` and `v4l2` fall back to the clock, with an alert, when the input gives
+    /// no timecode at start.
     pub source: TimecodeSource,
+    /// `ltc` only: the audio input's channel (1-based) carrying LTC — a channel of the logical
+    /// input (numbered as `audio.channel_map` numbers them) or of the file.
+    pub channel: Option<u16>,
     /// `fixed` only: SMPTE timecode of the first frame, `HH:MM:SS:FF`; `;` (or `.`) before FF
     /// marks drop-frame, which exists only at 30000/1001 and 60000/1001.
     pub start: Option<String>,
@@ -76,9 +81,9 @@ pub enum TimecodeSource {
     Clock,
     /// A configured start timecode.
     Fixed,
-    /// SMPTE LTC on an audio input (not supported yet).
+    /// SMPTE LTC on an audio input channel.
     Ltc,
-    /// The capture driver's timecode field (not supported yet).
+    /// The capture driver's timecode field.
     V4l2,
 }
 

@@ -66,11 +66,11 @@ pub fn plan_for_box(
         let map = crate::hw::HwMap::load(&cfg.hw_map).map_err(|e| refuse(e.to_string()))?;
         crate::hw::resolve(&plan, &map).map_err(|e| refuse(e.to_string()))?;
     }
-    if !matches!(plan.timecode, profile::TimecodeSpec::Clock) {
+    if matches!(plan.timecode, profile::TimecodeSpec::Fixed { .. }) {
         return Err(RedundancyError::Refused {
             channel: channel.to_string(),
             box_id: cfg.coord.box_id.clone(),
-            reason: "its timecode is not the clock: a takeover would restart the timeline".into(),
+            reason: "its timecode is fixed: a takeover would restart the timeline".into(),
         });
     }
     Ok(plan)

@@ -478,14 +478,15 @@ pub fn today_utc(clocks: &dyn Clocks) -> UtcDate {
 /// The frame index a channel starts at, from the profile's timecode source.
 ///
 /// `Clock`: the frame nearest to UTC now. `Fixed`: the timecode on the given date, or on
-/// today's UTC date (from `clocks`) when the date is empty.
+/// today's UTC date (from `clocks`) when the date is empty. `Ltc` and `V4l2` are read from
+/// the inputs (`capture::timecode::start`); here they give their fallback, the clock.
 pub fn resolve_start(
     spec: &TimecodeSpec,
     rate: Rate,
     clocks: &dyn Clocks,
 ) -> Result<FrameIndex, TimeError> {
     match spec {
-        TimecodeSpec::Clock => {
+        TimecodeSpec::Clock | TimecodeSpec::Ltc { .. } | TimecodeSpec::V4l2 => {
             // The timescale does not enter frame_at_unix_nanos; any valid one will do.
             let grid = FrameGrid::new(rate, DEFAULT_TIMESCALE);
             Ok(grid.frame_at_unix_nanos(clocks.utc_nanos()))

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: run the binary, decode with FFmpeg, parse archives.
 #![allow(dead_code)]
 
+pub mod alsa;
 pub mod cluster;
 
 use smoothcast::piff::parse::{parse_stream, ParsedStream};

@@ -1,0 +1,601 @@
+//! Timecode from the inputs: where a channel's timeline starts (`ltc`, `v4l2`, with the clock
+//! as the documented fallback), and the health of the timecode source while it runs.
+//!
+//! The channel's timeline is a frame grid counted from one start index (design.md, time model
+//! §1). `clock` and `fixed` give that index without touching an input
+//! ([`crate::time::resolve_start`]); the other two read it from an input at start:
+//!
+//! - **`ltc`**: a short probe reads the audio input until SMPTE LTC decodes on the chosen
+//!   channel. For a device (live), the probe gives the index LTC names *now*; in real time the
+//!   channel then waits until LTC reaches the first fragment boundary, so the first captured
+//!   sample is labelled with the frame LTC is at. For a file, the file restarts from its first
+//!   sample when the channel opens it, so the probe gives the index LTC names at the file's
+//!   first sample: the same as `fixed` with that label as the start timecode. While the
+//!   channel runs, [`LtcTap`] keeps decoding LTC from the audio source and reports lock, the
+//!   last label and its offset from the channel's own grid. The timeline itself keeps counting
+//!   from the start (re-jamming mid-run would be a timestamp jump; the publishing point must
+//!   never see one), so a drifting generator shows up as a growing offset, not as a jump.
+//! - **`v4l2`**: the capture driver's per-buffer timecode. The `v4l` crate this build captures
+//!   through does not hand the `v4l2_buffer.timecode` field out, so no buffer timecode is
+//!   available and the channel always falls back.
+//!
+//! **Fallback**: when the source delivers no timecode at start (no LTC within
+//! [`LTC_PROBE_TIMEOUT`] of audio, no driver timecode, an input that cannot carry it), the
+//! channel runs on the clock exactly as `source = "clock"` would, logs a warning and reports
+//! state `fallback` with the reason, which the control API turns into an alert. A channel that
+//! can run, runs: a box without its timecode still has pictures to send.
+
+use super::loss::InputOptions;
+use super::{AudioBlock, AudioSource, CaptureError, Pacing};
+use crate::profile::{AudioInput, Plan, TimecodeSpec, VideoInput};
+use crate::time::ltc::{LtcIndexedFrame, LtcTimecodeSource};
+use crate::time::{resolve_start, Clocks, FrameGrid, FrameIndex, Rate, SampleIndex, Timecode};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How much audio (file) or time (device) the `ltc` start probe reads before falling back.
+pub const LTC_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An LTC source with no valid frame for this long (monotonic time) is `lost`.
+pub const LTC_UNLOCK_AFTER: Duration = Duration::from_millis(500);
+
+/// Which timecode source a channel uses (the profile's `timecode.source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimecodeKind {
+    /// System UTC.
+    Clock,
+    /// A configured start timecode.
+    Fixed,
+    /// SMPTE LTC on an audio channel.
+    Ltc,
+    /// The capture driver's buffer timecode.
+    V4l2,
+}
+
+impl TimecodeKind {
+    /// The profile's name of the source.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimecodeKind::Clock => "clock",
+            TimecodeKind::Fixed => "fixed",
+            TimecodeKind::Ltc => "ltc",
+            TimecodeKind::V4l2 => "v4l2",
+        }
+    }
+
+    /// The kind of a plan's timecode spec.
+    pub fn of(spec: &TimecodeSpec) -> TimecodeKind {
+        match spec {
+            TimecodeSpec::Clock => TimecodeKind::Clock,
+            TimecodeSpec::Fixed { .. } => TimecodeKind::Fixed,
+            TimecodeSpec::Ltc { .. } => TimecodeKind::Ltc,
+            TimecodeSpec::V4l2 => TimecodeKind::V4l2,
+        }
+    }
+}
+
+/// Health of the timecode source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimecodeState {
+    /// `clock` / `fixed`: the timeline counts from its start; nothing to lose.
+    Running,
+    /// `ltc`: started from LTC, no valid frame decoded since the channel opened its input yet.
+    Searching,
+    /// `ltc`: valid frames arrive.
+    Locked,
+    /// `ltc`: frames arrived, but none within [`LTC_UNLOCK_AFTER`].
+    Lost,
+    /// The source gave no timecode at start: the timeline runs on the clock.
+    Fallback,
+}
+
+impl TimecodeState {
+    /// The status name (`running`, `searching`, `locked`, `lost`, `fallback`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TimecodeState::Running => "running",
+            TimecodeState::Searching => "searching",
+            TimecodeState::Locked => "locked",
+            TimecodeState::Lost => "lost",
+            TimecodeState::Fallback => "fallback",
+        }
+    }
+}
+
+/// A snapshot of the timecode source, for status displays.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimecodeHealth {
+    /// The configured source.
+    pub source: TimecodeKind,
+    /// Its health now.
+    pub state: TimecodeState,
+    /// Why the channel fell back to the clock (state `fallback`).
+    pub fallback_reason: Option<String>,
+    /// Frame index (master clock) the timeline was started from, as the source gave it
+    /// (before rounding up to the first fragment boundary).
+    pub start_index: Option<FrameIndex>,
+    /// The last label read from the source (LTC).
+    pub last_timecode: Option<Timecode>,
+    /// The frame index that label names.
+    pub last_index: Option<FrameIndex>,
+    /// That index minus the channel's own frame index at the same audio sample (frames;
+    /// 0 = the source and the timeline agree; grows if the generator drifts from the box).
+    pub offset_frames: Option<i64>,
+    /// That index minus the system clock's frame index when it was decoded (frames; large
+    /// values usually mean LTC in local time).
+    pub clock_offset_frames: Option<i64>,
+    /// Valid labels read while the channel ran.
+    pub frames: u64,
+    /// Labels that do not exist at the channel rate.
+    pub rejected: u64,
+    /// Labels that did not follow the previous one (re-jammed generator, edit, reverse play).
+    pub discontinuities: u64,
+}
+
+#[derive(Debug)]
+struct HealthCell {
+    health: TimecodeHealth,
+    /// Monotonic time (injected clocks) of the last valid label.
+    last_at: Option<Duration>,
+}
+
+/// The shared, live view of a channel's timecode source: the channel writes it, status
+/// displays read it ([`TimecodeMonitor::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct TimecodeMonitor {
+    cell: Arc<Mutex<HealthCell>>,
+    clocks: Arc<dyn Clocks>,
+}
+
+impl TimecodeMonitor {
+    /// A monitor for `spec`, in state `running` (clock, fixed) or `searching` (ltc, v4l2)
+    /// until the start is resolved.
+    pub fn new(spec: &TimecodeSpec, clocks: Arc<dyn Clocks>) -> TimecodeMonitor {
+        let source = TimecodeKind::of(spec);
+        let state = match source {
+            TimecodeKind::Clock | TimecodeKind::Fixed => TimecodeState::Running,
+            TimecodeKind::Ltc | TimecodeKind::V4l2 => TimecodeState::Searching,
+        };
+        TimecodeMonitor {
+            cell: Arc::new(Mutex::new(HealthCell {
+                health: TimecodeHealth {
+                    source,
+                    state,
+                    fallback_reason: None,
+                    start_index: None,
+                    last_timecode: None,
+                    last_index: None,
+                    offset_frames: None,
+                    clock_offset_frames: None,
+                    frames: 0,
+                    rejected: 0,
+                    discontinuities: 0,
+                },
+                last_at: None,
+            })),
+            clocks,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HealthCell) -> T) -> T {
+        let mut g = self.cell.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
+    }
+
+    /// The current health; an LTC source's `locked`/`lost` is judged by the age of its last
+    /// valid label on the injected clocks.
+    pub fn snapshot(&self) -> TimecodeHealth {
+        let now = self.clocks.monotonic();
+        self.with(|c| {
+            let mut h = c.health.clone();
+            if h.state == TimecodeState::Locked || h.state == TimecodeState::Lost {
+                h.state = match c.last_at {
+                    Some(at) if now.saturating_sub(at) <= LTC_UNLOCK_AFTER => TimecodeState::Locked,
+                    _ => TimecodeState::Lost,
+                };
+            }
+            h
+        })
+    }
+
+    fn started(&self, index: FrameIndex) {
+        self.with(|c| c.health.start_index = Some(index));
+    }
+
+    fn fall_back(&self, reason: String) {
+        self.with(|c| {
+            c.health.state = TimecodeState::Fallback;
+            c.health.fallback_reason = Some(reason);
+        });
+    }
+
+    /// Records labels decoded while the channel runs. `offset` is the last label's offset from
+    /// the channel's grid.
+    fn decoded(&self, last: &LtcIndexedFrame, offset: i64, source: &LtcTimecodeSource) {
+        let s = source.status();
+        let at = self.clocks.monotonic();
+        self.with(|c| {
+            let h = &mut c.health;
+            if h.state != TimecodeState::Fallback {
+                h.state = TimecodeState::Locked;
+            }
+            h.last_timecode = Some(last.frame.timecode);
+            h.last_index = Some(last.index);
+            h.offset_frames = Some(offset);
+            h.clock_offset_frames = s.clock_offset_frames;
+            h.frames = s.frames;
+            h.rejected = s.rejected;
+            h.discontinuities = s.discontinuities;
+            c.last_at = Some(at);
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LTC tap
+// ---------------------------------------------------------------------------------------------
+
+/// The LTC decoder of a channel, shared by every (re)opened audio source of the channel so
+/// that counts and continuity survive a device reopen.
+#[derive(Clone, Debug)]
+pub struct LtcShared(Arc<Mutex<LtcState>>);
+
+#[derive(Debug)]
+struct LtcState {
+    source: LtcTimecodeSource,
+    /// Samples pushed into `source` so far (its position domain).
+    pushed: u64,
+    rate: Rate,
+    sample_rate: u32,
+    scratch: Vec<LtcIndexedFrame>,
+    monitor: TimecodeMonitor,
+}
+
+impl LtcShared {
+    /// A decoder for a channel at `rate` reading mono LTC at `sample_rate`, reporting to
+    /// `monitor`.
+    pub fn new(
+        rate: Rate,
+        sample_rate: u32,
+        clocks: Arc<dyn Clocks>,
+        monitor: TimecodeMonitor,
+    ) -> Result<LtcShared, String> {
+        let source = LtcTimecodeSource::new(rate, sample_rate, 0, clocks)
+            .map_err(|e| e.to_string())?
+            .with_unlock_after(LTC_UNLOCK_AFTER);
+        Ok(LtcShared(Arc::new(Mutex::new(LtcState {
+            source,
+            pushed: 0,
+            rate,
+            sample_rate: sample_rate.max(1),
+            scratch: Vec::new(),
+            monitor,
+        }))))
+    }
+
+    /// Decodes `ltc` (mono samples whose first one is grid sample `first`).
+    fn push(&self, first: SampleIndex, ltc: &[i16]) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *g;
+        let base = st.pushed;
+        st.scratch.clear();
+        st.source.push_mono(ltc, &mut st.scratch);
+        st.pushed += ltc.len() as u64;
+        if let Some(last) = st.scratch.last() {
+            // The grid sample where the label's frame starts, and the grid frame there.
+            let grid_sample = i128::from(first.0)
+                + (i128::from(last.frame.sample_position_of_frame_start) - i128::from(base));
+            let grid_frame =
+                round_frames(grid_sample, st.rate, st.sample_rate).unwrap_or(last.index.0 as i128);
+            let offset = i128::from(last.index.0) - grid_frame;
+            st.monitor
+                .decoded(last, i64::try_from(offset).unwrap_or(i64::MAX), &st.source);
+        }
+    }
+}
+
+/// `samples × rate / sample_rate` rounded to the nearest frame.
+fn round_frames(samples: i128, rate: Rate, sample_rate: u32) -> Option<i128> {
+    let num = samples.checked_mul(i128::from(rate.num()))?;
+    let den = i128::from(rate.den()) * i128::from(sample_rate.max(1));
+    Some((2 * num + den).div_euclid(2 * den))
+}
+
+/// An audio source wrapper that decodes LTC from one channel of its input and passes the
+/// programme channels on: input channel `ltc` (0-based) feeds the decoder, output channel `k`
+/// is input channel `map[k]` (0-based). Reuses its buffers: no allocation per block once warm
+/// beyond the output block itself.
+pub struct LtcTap<S: AudioSource> {
+    inner: S,
+    map: Vec<usize>,
+    ltc: usize,
+    decoder: LtcShared,
+    mono: Vec<i16>,
+}
+
+impl<S: AudioSource> std::fmt::Debug for LtcTap<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LtcTap")
+            .field("map", &self.map)
+            .field("ltc", &self.ltc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AudioSource> LtcTap<S> {
+    /// Taps channel `ltc` of `inner` and outputs channels `map` (all 0-based; entries beyond
+    /// the input's channels read as silence).
+    pub fn new(inner: S, map: Vec<usize>, ltc: usize, decoder: LtcShared) -> LtcTap<S> {
+        LtcTap {
+            inner,
+            map,
+            ltc,
+            decoder,
+            mono: Vec::new(),
+        }
+    }
+}
+
+impl<S: AudioSource> AudioSource for LtcTap<S> {
+    fn next_block(&mut self, max_frames: usize) -> Result<AudioBlock, CaptureError> {
+        let block = self.inner.next_block(max_frames)?;
+        let ch = usize::from(block.channels.max(1));
+        let frames = block.frames();
+        self.mono.clear();
+        self.mono.extend(
+            block.samples[..frames * ch]
+                .chunks_exact(ch)
+                .map(|f| f.get(self.ltc).copied().unwrap_or(0)),
+        );
+        self.decoder.push(block.first, &self.mono);
+        let mut samples = Vec::with_capacity(frames * self.map.len());
+        for f in block.samples[..frames * ch].chunks_exact(ch) {
+            samples.extend(self.map.iter().map(|&c| f.get(c).copied().unwrap_or(0)));
+        }
+        Ok(AudioBlock {
+            first: block.first,
+            channels: self.channels(),
+            sample_rate: block.sample_rate,
+            samples,
+        })
+    }
+
+    fn channels(&self) -> u16 {
+        u16::try_from(self.map.len()).unwrap_or(u16::MAX).max(1)
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+// ---------------------------------------------------------------------------------------------
+
+/// Where a channel's timeline starts, from its timecode source.
+#[derive(Clone, Debug)]
+pub struct TimecodeStart {
+    /// The frame index the source names for the start (the channel rounds it up to the next
+    /// fragment boundary).
+    pub index: FrameIndex,
+    /// The timeline runs on the system clock (`clock`, or a fallback): in real time the
+    /// channel waits for the first boundary on UTC.
+    pub on_clock: bool,
+    /// A live source's reading: frame `.0` was current at monotonic time `.1`; in real time
+    /// the channel waits until the first boundary is current.
+    anchor: Option<(FrameIndex, Duration)>,
+    rate: Rate,
+}
+
+impl TimecodeStart {
+    /// Sleeps (on `clocks`) until frame `first` is current on a live source's timecode; returns
+    /// at once when there is no live anchor.
+    pub fn wait_for(&self, first: FrameIndex, clocks: &dyn Clocks) {
+        let Some((n, at)) = self.anchor else { return };
+        let frames = first.0.saturating_sub(n.0);
+        let nanos = crate::time::mul_div_ceil(
+            frames,
+            u64::from(self.rate.den()).saturating_mul(1_000_000_000),
+            u64::from(self.rate.num()),
+        );
+        let due = at.saturating_add(Duration::from_nanos(nanos));
+        let now = clocks.monotonic();
+        if due > now {
+            tracing::info!(
+                wait_ms = (due - now).as_millis() as u64,
+                "waiting for the first fragment boundary on LTC"
+            );
+            clocks.sleep(due - now);
+        }
+    }
+}
+
+/// The start of `plan`'s timeline (see the module docs), recorded in `monitor`. `fast`: the
+/// run is not real time (no waiting for a live timecode). Errors only for a `fixed` start that
+/// cannot be counted; every input problem falls back to the clock.
+pub fn start(
+    plan: &Plan,
+    inputs: &InputOptions,
+    clocks: Arc<dyn Clocks>,
+    monitor: &TimecodeMonitor,
+) -> Result<TimecodeStart, crate::time::TimeError> {
+    let on_clock = |monitor: &TimecodeMonitor| -> Result<TimecodeStart, crate::time::TimeError> {
+        let index = resolve_start(&TimecodeSpec::Clock, plan.rate, clocks.as_ref())?;
+        monitor.started(index);
+        Ok(TimecodeStart {
+            index,
+            on_clock: true,
+            anchor: None,
+            rate: plan.rate,
+        })
+    };
+    let fall_back = |reason: String| {
+        tracing::warn!(channel = %plan.channel, source = TimecodeKind::of(&plan.timecode).name(), reason = %reason, "timecode source gives no timecode: running on the clock");
+        monitor.fall_back(reason);
+        on_clock(monitor)
+    };
+    match &plan.timecode {
+        TimecodeSpec::Clock => on_clock(monitor),
+        TimecodeSpec::Fixed { .. } => {
+            let index = resolve_start(&plan.timecode, plan.rate, clocks.as_ref())?;
+            monitor.started(index);
+            Ok(TimecodeStart {
+                index,
+                on_clock: false,
+                anchor: None,
+                rate: plan.rate,
+            })
+        }
+        TimecodeSpec::V4l2 => match &plan.video_input {
+            VideoInput::Device { input } => fall_back(format!(
+                "video input {input}: no driver timecode in the capture buffers (this build \
+                 cannot read the V4L2 buffer timecode field)"
+            )),
+            _ => fall_back("the video input is not a capture device".into()),
+        },
+        TimecodeSpec::Ltc { channel } => match probe_ltc(plan, inputs, *channel, clocks.clone()) {
+            Ok((index, anchor)) => {
+                tracing::info!(channel = %plan.channel, start = index.0, "timeline starts from LTC");
+                monitor.started(index);
+                Ok(TimecodeStart {
+                    index,
+                    on_clock: false,
+                    anchor,
+                    rate: plan.rate,
+                })
+            }
+            Err(reason) => fall_back(reason),
+        },
+    }
+}
+
+/// Reads the audio input until LTC decodes on `channel` (1-based). Returns the start index and,
+/// for a live device, the anchor to wait on.
+fn probe_ltc(
+    plan: &Plan,
+    inputs: &InputOptions,
+    channel: u16,
+    clocks: Arc<dyn Clocks>,
+) -> Result<(FrameIndex, Option<(FrameIndex, Duration)>), String> {
+    let sr = plan.audio.sample_rate;
+    let mut ltc =
+        LtcTimecodeSource::new(plan.rate, sr, 0, clocks.clone()).map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    match &plan.audio_input {
+        AudioInput::Synthetic => Err("the synthetic audio input carries no LTC".into()),
+        AudioInput::File { path } => {
+            let channels = file_channels(plan, channel);
+            let mut src =
+                super::file::FileAudio::open(path, sr, channels, SampleIndex(0), Pacing::Fast)
+                    .map_err(|e| e.to_string())?;
+            let limit = LTC_PROBE_TIMEOUT.as_secs() * u64::from(sr);
+            let mut pushed = 0u64;
+            let mut mono = Vec::new();
+            while pushed < limit {
+                let b = src.next_block(4096).map_err(|e| e.to_string())?;
+                mono.clear();
+                pick(&b, usize::from(channel - 1), &mut mono);
+                ltc.push_mono(&mono, &mut found);
+                pushed += mono.len() as u64;
+                if let Some(f) = found.first() {
+                    // The frame the file's first sample belongs to.
+                    let back = round_frames(
+                        i128::from(f.frame.sample_position_of_frame_start),
+                        plan.rate,
+                        sr,
+                    )
+                    .unwrap_or(0);
+                    let n = i128::from(f.index.0) - back;
+                    let n = u64::try_from(n).map_err(|_| "LTC names a frame before 1970")?;
+                    return Ok((FrameIndex(n), None));
+                }
+            }
+            Err(format!(
+                "no LTC on channel {channel} of {} in its first {} s",
+                path.display(),
+                LTC_PROBE_TIMEOUT.as_secs()
+            ))
+        }
+        AudioInput::Device { input } => {
+            if inputs.audio.is_some() {
+                return Err("the audio input is replaced by an injected source".into());
+            }
+            let dev = super::loss::device_audio(plan, inputs, Some(channel))
+                .map_err(|e| e.to_string())?
+                .ok_or("the audio input is not a capture device")?;
+            let ltc_dev = dev.ltc.ok_or("no LTC channel resolved")?;
+            let mut src = super::alsa::AlsaAudio::open(
+                &dev.alsa,
+                dev.device_channels,
+                &[ltc_dev],
+                sr,
+                SampleIndex(0),
+                clocks.clone(),
+            )
+            .map_err(|e| e.to_string())?;
+            let since = clocks.monotonic();
+            let mut pushed = 0u64;
+            loop {
+                let b = src.next_block(4096).map_err(|e| e.to_string())?;
+                let at = clocks.monotonic();
+                ltc.push_mono(&b.samples, &mut found);
+                pushed += b.samples.len() as u64;
+                if let Some(f) = found.last() {
+                    // The frame current at the end of what was read.
+                    let ahead = round_frames(
+                        i128::from(pushed) - i128::from(f.frame.sample_position_of_frame_start),
+                        plan.rate,
+                        sr,
+                    )
+                    .unwrap_or(0);
+                    let n = u64::try_from(i128::from(f.index.0) + ahead)
+                        .map_err(|_| "LTC names a frame before 1970")?;
+                    return Ok((FrameIndex(n), Some((FrameIndex(n), at))));
+                }
+                if at.saturating_sub(since) >= LTC_PROBE_TIMEOUT {
+                    return Err(format!(
+                        "no LTC on channel {channel} of audio input {input} within {} s",
+                        LTC_PROBE_TIMEOUT.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Channels a file input is decoded to when LTC is tapped from it: enough for the programme
+/// channels and the LTC channel (FFmpeg's default layout for the count, which leaves a file of
+/// that many channels as it is).
+pub(crate) fn file_channels(plan: &Plan, ltc_channel: u16) -> u16 {
+    plan.audio
+        .channel_map
+        .iter()
+        .copied()
+        .chain([ltc_channel, plan.audio.channels])
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Appends channel `c` (0-based) of `b` to `out` (silence when it has no such channel).
+fn pick(b: &AudioBlock, c: usize, out: &mut Vec<i16>) {
+    let ch = usize::from(b.channels.max(1));
+    out.extend(
+        b.samples
+            .chunks_exact(ch)
+            .map(|f| f.get(c).copied().unwrap_or(0)),
+    );
+}
+
+/// The grid frame at grid sample `s` (for tests and displays): `round(s × rate / sr)`.
+pub fn frame_at_sample(s: SampleIndex, rate: Rate, sample_rate: u32) -> Option<FrameIndex> {
+    round_frames(i128::from(s.0), rate, sample_rate)
+        .and_then(|n| u64::try_from(n).ok())
+        .map(FrameIndex)
+}
+
+/// The frame index system UTC names now (for comparisons in status).
+pub fn clock_frame(rate: Rate, clocks: &dyn Clocks) -> FrameIndex {
+    FrameGrid::new(rate, crate::time::DEFAULT_TIMESCALE).frame_at_unix_nanos(clocks.utc_nanos())
+}

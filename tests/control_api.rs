@@ -405,7 +405,14 @@ fn operator_controls_stop_start_restart_and_switch_destinations_over_http() {
     assert_eq!(code, 503, "{body}");
     assert!(get_json(addr, "/")["endpoints"]
         .as_array()
-        .is_some_and(|e| e.len() == 9));
+        .is_some_and(|e| e.len() == 10));
+    // Fail-back is for N+M members only.
+    let (code, doc) = post(addr, "/failback");
+    assert_eq!(code, 409, "{doc}");
+    assert!(
+        doc["error"].as_str().is_some_and(|e| e.contains("--etcd")),
+        "{doc}"
+    );
 
     sup.start().unwrap();
     let both_live = |st: &Status| {

@@ -198,8 +198,17 @@ fn observe_takeover(
 
 /// Every accepted fragment of the channel after the takeover comes from `winner`, with times
 /// strictly after everything `killed` delivered (no reset), and nobody else pushed it.
-fn assert_handover_clean(r: &Report, channel: &str, killed: &str, winner: &str) {
+fn assert_handover_clean(r: &Report, channel: &str, killed: &str, winner: &str, since_ms: u64) {
     let pubpoint = format!("live/{channel}");
+    // Exactly one box took the channel: nobody but the winner delivered anything since.
+    let others: Vec<String> = r
+        .arrivals
+        .iter()
+        .filter(|a| a.pubpoint == pubpoint && a.unix_ms > since_ms + TTL_MS)
+        .map(box_of)
+        .filter(|b| b != winner)
+        .collect();
+    assert!(others.is_empty(), "{channel}: also pushed by {others:?}");
     for track in ["video", "audio"] {
         let arr = accepted(r, &pubpoint, track);
         let last_killed = arr
@@ -260,7 +269,7 @@ fn active_killed_standby_takes_over_then_second_standby() {
         t1.takeover_ms
     );
     assert!(gap1 <= 2, "gap of {gap1} fragments");
-    assert_handover_clean(&r, "ch-a", "act-a", &t1.winner);
+    assert_handover_clean(&r, "ch-a", "act-a", &t1.winner, kill1);
 
     // Then the standby that won dies too.
     let (mut winner1, other) = if t1.winner == "sb-1" {
@@ -283,7 +292,7 @@ fn active_killed_standby_takes_over_then_second_standby() {
         t2.takeover_ms
     );
     assert!(gap2 <= 2, "gap of {gap2} fragments");
-    assert_handover_clean(&r, "ch-a", &t1.winner, &t2.winner);
+    assert_handover_clean(&r, "ch-a", &t1.winner, &t2.winner, kill2);
 
     // The other channel never noticed: one box, no gap.
     for track in ["video", "audio"] {
@@ -346,7 +355,7 @@ fn active_cut_off_from_etcd_fences_before_standby_pushes() {
         last_fenced < first_standby,
         "two boxes pushed ch-a after the fencing point"
     );
-    assert_handover_clean(&r, "ch-a", "act-a", "sb-1");
+    assert_handover_clean(&r, "ch-a", "act-a", "sb-1", cut);
     let status = status_json(control).expect("fenced box's status");
     assert_eq!(status["role"], "fenced", "{status}");
 

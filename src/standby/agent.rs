@@ -243,3 +243,71 @@ async fn take(cfg: &AgentConfig, plan: Plan, rec: ProfileRecord) -> Result<Taken
         server: Some(server),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(hw: &str) -> AgentConfig {
+        AgentConfig {
+            coord: Coordination {
+                endpoints: vec!["http://127.0.0.1:1".into()],
+                box_id: "sb-1".into(),
+                lease_ttl: Duration::from_secs(3),
+                prefix: super::super::DEFAULT_PREFIX.into(),
+            },
+            hw_map: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(hw),
+            control: None,
+            channels: Vec::new(),
+            taken: Arc::default(),
+        }
+    }
+
+    fn record(path: &str) -> ProfileRecord {
+        let full = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+        ProfileRecord {
+            profile_toml: std::fs::read_to_string(&full).unwrap(),
+            origin: path.into(),
+            push_urls: vec!["http://127.0.0.1:9/live/x.isml".into()],
+            published_by: "act-a".into(),
+            published_unix_ms: 1,
+        }
+    }
+
+    #[test]
+    fn standby_without_the_profiles_sdi_input_refuses_clearly() {
+        let err = plan_for_box(
+            "studio",
+            &record("profiles/studio-1080p.toml"),
+            &cfg("hw/webcam-box.toml"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, RedundancyError::Refused { .. }), "{text}");
+        assert!(text.contains("box sb-1 cannot take it"), "{text}");
+        assert!(text.contains("sdi1"), "names the missing input: {text}");
+    }
+
+    #[test]
+    fn standby_with_the_input_resolves_it_and_keeps_the_push_urls() {
+        let plan = plan_for_box(
+            "studio",
+            &record("profiles/studio-1080p.toml"),
+            &cfg("hw/sdi4-box.toml"),
+        )
+        .unwrap();
+        assert_eq!(plan.destinations.len(), 1);
+        assert_eq!(plan.destinations[0].url, "http://127.0.0.1:9/live/x.isml");
+    }
+
+    #[test]
+    fn fixed_timecode_profile_is_refused_for_takeover() {
+        let mut rec = record("profiles/demo.toml");
+        rec.profile_toml = rec.profile_toml.replace(
+            "source = \"clock\"",
+            "source = \"fixed\"\ndate = \"2026-11-21\"\nstart = \"10:00:00:00\"",
+        );
+        let err = plan_for_box("demo", &rec, &cfg("hw/webcam-box.toml")).unwrap_err();
+        assert!(err.to_string().contains("fixed"), "{err}");
+    }
+}

@@ -289,3 +289,65 @@ fn failover_mode_uses_backup_only_while_primary_down() {
         .filter(|s| s.destination != "primary")
         .all(|s| s.fragments_sent == 0 && s.state != SessionState::Failed));
 }
+
+/// The primary publishing point is unreachable for a whole minute (every connection reset
+/// right after its request head), then comes back. The encoder never waits on it: the backup
+/// gets every fragment on time, and when the primary returns the session reconnects, sends the
+/// header again and resends its replay window (configured to cover the outage), so the
+/// primary's timeline is complete too.
+#[test]
+fn primary_down_60s_then_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = start_sink(dir.path());
+    sink.set_faults(vec![FaultRule::new(
+        "/live/primary.isml",
+        FaultKind::RefuseFor { secs: 60 },
+    )]);
+    let mut p = plan("outage");
+    p.timecode = smoothcast::profile::TimecodeSpec::Clock;
+    // The replay window covers the whole outage: everything the primary missed is resent.
+    p.push.replay_window_secs = 90.0;
+    p.destinations = smoothcast::push::destinations_from_urls(&[
+        sink.url("/live/primary.isml"),
+        sink.url("/live/backup.isml"),
+    ]);
+    let handle = channel::start(
+        &p,
+        RunOptions {
+            fast: false,
+            duration_secs: Some(66.0),
+            ..RunOptions::new(SystemClocks::new())
+        },
+    )
+    .expect("channel starts");
+    let monitor = handle.monitor();
+    // Half-way through the outage: the backup is live, the primary is reconnecting.
+    std::thread::sleep(Duration::from_secs(30));
+    let mid = monitor.status();
+    assert!(mid
+        .sessions
+        .iter()
+        .any(|s| s.destination == "backup" && s.state == SessionState::Live));
+    assert!(mid
+        .sessions
+        .iter()
+        .filter(|s| s.destination == "primary")
+        .all(|s| s.state != SessionState::Live && s.reconnects > 0 && s.replay_depth >= 25));
+    let summary = handle.wait(Duration::from_secs(10)).expect("channel runs");
+    let report = sink.shutdown();
+    assert_complete(&report, "backup", 3, 66);
+    assert_complete(&report, "primary", 3, 66);
+    for s in summary
+        .sessions
+        .iter()
+        .filter(|s| s.destination == "primary")
+    {
+        assert_eq!(s.fragments_dropped, 0, "{}: nothing dropped", s.stream_id);
+        assert!(s.reconnects > 5, "{}: kept retrying", s.stream_id);
+    }
+    assert!(
+        report.fatal_violations().next().is_none(),
+        "{:?}",
+        report.violations
+    );
+}

@@ -13,8 +13,8 @@ use ratatui::Terminal;
 use smoothcast::console::app::{App, ChannelView, Link, View};
 use smoothcast::console::model::{
     Alert, AudioInputSnapshot, AudioTrackSnapshot, DestinationSnapshot, InputSnapshot,
-    RedundancyEventSnapshot, RedundancySnapshot, RungSnapshot, StatusSnapshot, StreamSnapshot,
-    TimecodeSnapshot, VideoInputSnapshot,
+    PoolBoxSnapshot, RedundancyEventSnapshot, RedundancySnapshot, RungSnapshot, StatusSnapshot,
+    StreamSnapshot, TimecodeSnapshot, VideoInputSnapshot,
 };
 use smoothcast::console::ui;
 use std::time::Duration;
@@ -250,6 +250,16 @@ fn nm_takeover() -> App {
             "took over from act-a: its lease is gone",
         ),
     ];
+    let pool_box = |b: &str, role: &str, ch: &str| PoolBoxSnapshot {
+        box_id: b.into(),
+        role: role.into(),
+        channel: ch.into(),
+    };
+    let pool = vec![
+        pool_box("act-a", "standby", "news"),
+        pool_box("sb-1", "active", "news"),
+        pool_box("sb-2", "standby", ""),
+    ];
     let mut fenced = on_air("news", "10:29:59;28", 900);
     fenced.role = "standby".into();
     fenced.state = "stopped".into();
@@ -259,6 +269,7 @@ fn nm_takeover() -> App {
         owner: "sb-1".into(),
         etcd_ok: true,
         events: events.clone(),
+        pool: pool.clone(),
     };
     let mut active = on_air("news", "10:30:01;02", 12);
     active.redundancy = RedundancySnapshot {
@@ -267,6 +278,7 @@ fn nm_takeover() -> App {
         owner: "sb-1".into(),
         etcd_ok: true,
         events,
+        pool,
     };
     app.set_channels(vec![
         view("http://10.0.0.11:7070", fenced),

@@ -94,6 +94,24 @@ pub struct RedundancySnapshot {
     /// Recent ownership events, oldest first.
     #[serde(deserialize_with = "bounded_vec")]
     pub events: Vec<RedundancyEventSnapshot>,
+    /// The boxes of the pool etcd knows alive.
+    #[serde(deserialize_with = "bounded_vec")]
+    pub pool: Vec<PoolBoxSnapshot>,
+}
+
+/// One box of the N+M pool.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PoolBoxSnapshot {
+    /// The box's id.
+    #[serde(deserialize_with = "lenient_string")]
+    pub box_id: String,
+    /// `active`, `standby` or `fenced`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub role: String,
+    /// The channel it runs or waits for (empty: a free standby).
+    #[serde(deserialize_with = "lenient_string")]
+    pub channel: String,
 }
 
 /// One ownership event (takeover, fenced, handover…).

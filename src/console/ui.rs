@@ -891,11 +891,23 @@ fn draw_log(frame: &mut Frame, area: Rect, ch: &ChannelView, s: &StatusSnapshot)
     let block = section("Log");
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let all: Vec<Line> = s
-        .redundancy
-        .events
-        .iter()
-        .map(redundancy_event_line)
+    let pool = &s.redundancy.pool;
+    let pool_line = (!pool.is_empty()).then(|| {
+        let boxes: Vec<String> = pool
+            .iter()
+            .map(|b| {
+                if b.channel.is_empty() {
+                    format!("{} {}", b.box_id, b.role)
+                } else {
+                    format!("{} {} {}", b.box_id, b.role, b.channel)
+                }
+            })
+            .collect();
+        Line::raw(format!("N+M pool: {}", boxes.join(" · ")))
+    });
+    let all: Vec<Line> = pool_line
+        .into_iter()
+        .chain(s.redundancy.events.iter().map(redundancy_event_line))
         .chain(s.log.iter().map(|l| Line::raw(l.clone())))
         .chain(ch.events.iter().map(|e| Line::raw(e.clone())))
         .collect();

@@ -95,6 +95,20 @@ pub struct Redundancy {
     /// Recent ownership events of this channel (acquired, takeover, fenced, handover…),
     /// oldest first.
     pub events: Vec<RedundancyEvent>,
+    /// Every box of the pool that etcd knows alive, with its role.
+    #[serde(default)]
+    pub pool: Vec<PoolBox>,
+}
+
+/// One box of the N+M pool (value of `<prefix>/boxes/<box>`, under the box's lease).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolBox {
+    /// The box's id.
+    pub box_id: String,
+    /// `active`, `standby` or `fenced`.
+    pub role: String,
+    /// The channel it runs or waits for (`None`: a standby agent free to take any).
+    pub channel: Option<String>,
 }
 
 /// One ownership event, as recorded in etcd by the box it happened on.

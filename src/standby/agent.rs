@@ -115,6 +115,7 @@ async fn watch_and_win(store: &Store, cfg: &AgentConfig) -> (Taken, MemberStart)
     let mut owners: BTreeMap<String, String> = BTreeMap::new();
     let mut free_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut refused: BTreeSet<(String, u64)> = BTreeSet::new();
+    let mut announced: Option<i64> = None;
     tracing::info!(box_id = %cfg.coord.box_id, hw = %cfg.hw_map.display(), "standby: watching etcd for channels to take");
     loop {
         let next = Instant::now() + poll;
@@ -140,6 +141,16 @@ async fn watch_and_win(store: &Store, cfg: &AgentConfig) -> (Taken, MemberStart)
         let Some((id, ttl, valid_until)) = lease else {
             continue;
         };
+        if announced != Some(id) {
+            let me = crate::control::api::PoolBox {
+                box_id: cfg.coord.box_id.clone(),
+                role: "standby".into(),
+                channel: None,
+            };
+            if store.put_box(&me, id).await.is_ok() {
+                announced = Some(id);
+            }
+        }
         let channels = match store.channels().await {
             Ok(c) => c,
             Err(e) => {

@@ -6,7 +6,7 @@
 
 use super::store::Store;
 use super::{unix_ms, Coordination, Event, HandoverRecord, OwnerRecord, ProfileRecord};
-use crate::control::api::{ChannelState, Redundancy};
+use crate::control::api::{ChannelState, PoolBox, Redundancy};
 use crate::control::{ControlError, RedundancyControl, Supervisor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,9 @@ struct View {
     last_renewal: Option<Instant>,
     lease_ttl: Duration,
     events: Vec<Event>,
+    pool: Vec<PoolBox>,
+    /// (lease, role) last announced in the pool.
+    announced: Option<(i64, &'static str)>,
 }
 
 /// One channel's N+M membership (installed into its [`Supervisor`]).
@@ -275,7 +278,9 @@ impl Member {
                     }
                 }
             }
-            self.refresh_events(store).await;
+            if let Some(l) = *lease {
+                self.refresh_events(store, l.id).await;
+            }
         }
         let wake = round_end.min(fence_at);
         tokio::time::sleep_until(wake.into()).await;
@@ -324,9 +329,25 @@ impl Member {
         }
     }
 
-    async fn refresh_events(&self, store: &Store) {
+    /// Reads the channel's events and the pool, and announces this box's role (once per
+    /// lease and role).
+    async fn refresh_events(&self, store: &Store, lease: i64) {
+        let role = self.view().role;
+        if self.view().announced != Some((lease, role)) {
+            let me = PoolBox {
+                box_id: self.coord.box_id.clone(),
+                role: role.into(),
+                channel: Some(self.channel.clone()),
+            };
+            if store.put_box(&me, lease).await.is_ok() {
+                self.view().announced = Some((lease, role));
+            }
+        }
         if let Ok(events) = store.events(&self.channel).await {
             self.view().events = events;
+        }
+        if let Ok(pool) = store.pool().await {
+            self.view().pool = pool;
         }
     }
 
@@ -443,7 +464,7 @@ impl Member {
                 if self.failback.swap(false, Ordering::SeqCst) {
                     self.request_failback(store, l.id).await;
                 }
-                self.refresh_events(store).await;
+                self.refresh_events(store, l.id).await;
                 None
             }
         }
@@ -487,6 +508,7 @@ impl RedundancyControl for Member {
             etcd_ok: v.etcd_ok,
             last_renewal_secs: v.last_renewal.map(|t| t.elapsed().as_secs_f64()),
             events: v.events.clone(),
+            pool: v.pool.clone(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! each bounded by a timeout (an unreachable etcd must never stall a renewal past the fence).
 
 use super::{Coordination, Event, HandoverRecord, OwnerRecord, ProfileRecord, RedundancyError};
+use crate::control::api::PoolBox;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, SortOrder, SortTarget, Txn,
     TxnOp,
@@ -74,6 +75,9 @@ impl Store {
     }
     fn handover_key(&self, ch: &str) -> String {
         format!("{}/channels/{ch}/handover", self.prefix)
+    }
+    fn boxes_prefix(&self) -> String {
+        format!("{}/boxes/", self.prefix)
     }
     fn events_prefix(&self, ch: &str) -> String {
         format!("{}/events/{ch}/", self.prefix)
@@ -311,6 +315,33 @@ impl Store {
             ]);
         let mut c = self.client.clone();
         Ok(self.bounded("hand over", c.txn(txn)).await?.succeeded())
+    }
+
+    /// Announces this box in the pool (the key lives as long as `lease`).
+    pub async fn put_box(&self, b: &PoolBox, lease: i64) -> Result<(), RedundancyError> {
+        let mut c = self.client.clone();
+        let key = format!("{}{}", self.boxes_prefix(), b.box_id);
+        self.bounded(
+            "announce box",
+            c.put(key, to_json(b), Some(PutOptions::new().with_lease(lease))),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Every box of the pool whose lease is alive, sorted by id.
+    pub async fn pool(&self) -> Result<Vec<PoolBox>, RedundancyError> {
+        let mut c = self.client.clone();
+        let r = self
+            .bounded(
+                "list boxes",
+                c.get(self.boxes_prefix(), Some(GetOptions::new().with_prefix())),
+            )
+            .await?;
+        Ok(r.kvs()
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+            .collect())
     }
 
     /// Records an ownership event of `ch`.

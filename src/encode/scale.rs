@@ -164,8 +164,8 @@ impl Scaler {
             scratch: Scratch::for_size(dst.0, dst.1),
             halve: kernel == ScaleKernel::Area
                 && src == (2 * dst.0, 2 * dst.1)
-                && dst.0 % 2 == 0
-                && dst.1 % 2 == 0,
+                && dst.0.is_multiple_of(2)
+                && dst.1.is_multiple_of(2),
         })
     }
 

@@ -72,7 +72,7 @@ perf record -q -e cpu-clock -F 999 -g -o "$work/smoothcast.perf" -- \
   --duration "$secs" > "$work/smoothcast.log" 2>&1
 report "$work/smoothcast.perf"
 if [ -n "$steady" ]; then
-  first=$(perf script -i "$work/smoothcast.perf" -F time 2>/dev/null | head -1 | tr -d ' :')
+  first=$({ perf script -i "$work/smoothcast.perf" -F time 2>/dev/null || true; } | head -1 | tr -d ' :')
   from=$(python3 -c "print(f'{$first + $steady:.6f}')")
   echo
   echo "== steady state: without the first $steady s"

@@ -197,8 +197,9 @@ psnr() {
 
 # The x264 option string of FFmpeg's stream i (the SEI before its first picture).
 ffmpeg_x264_opts() {
-  ffmpeg -nostdin -loglevel error -i "$1" -map "0:v:$2" -c copy -frames:v 1 -f h264 - \
-    | { grep -a -o -m1 'x264 - core [^[:cntrl:]]*' || true; } | sed 's/.*options: //'
+  # Through a file: grep -m1 closing a pipe early would fail FFmpeg (and the script).
+  ffmpeg -nostdin -loglevel error -i "$1" -map "0:v:$2" -c copy -frames:v 1 -f h264 -y "$work/first.h264" || true
+  { grep -a -o -m1 'x264 - core [^[:cntrl:]]*' "$work/first.h264" || true; } | sed 's/.*options: //'
 }
 # smoothcast logs the options string of each rung's encoder at debug level.
 smoothcast_x264_opts() {

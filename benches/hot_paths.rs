@@ -18,6 +18,7 @@ use smoothcast::channel::package::{AudioPackager, VideoPackager};
 use smoothcast::encode::scale::Scaler;
 use smoothcast::encode::{AvcConfig, EncodedAudio, EncodedPicture};
 use smoothcast::piff::{header::stream_header, TrackCodec, TrackInfo};
+use smoothcast::profile::ScaleKernel;
 use smoothcast::push::{Fragment, Pusher, StreamHeader};
 use smoothcast::time::{
     AudioGrid, FragmentGrid, FrameGrid, FrameIndex, Rate, SystemClocks, DEFAULT_TIMESCALE,
@@ -127,15 +128,20 @@ fn scaling(c: &mut Criterion) {
     let mut g = c.benchmark_group("scale");
     g.throughput(Throughput::Elements(1));
     let frame = source_frame();
-    for (w, h) in [(854u32, 480u32), (640, 360)] {
-        g.bench_with_input(
-            BenchmarkId::new("1280x720_to", format!("{w}x{h}")),
-            &(w, h),
-            |b, &(w, h)| {
-                let mut s = Scaler::new((1280, 720), (w, h)).expect("scaler");
-                b.iter_custom(|iters| cpu_iters(iters, || s.scale(&frame).map(|f| f.data.len())))
-            },
-        );
+    // Every profile kernel; area at 640x360 (exactly half) is smoothcast's own halving.
+    for kernel in ScaleKernel::ALL {
+        for (w, h) in [(854u32, 480u32), (640, 360)] {
+            g.bench_with_input(
+                BenchmarkId::new(format!("1280x720_{}_to", kernel.name()), format!("{w}x{h}")),
+                &(w, h),
+                |b, &(w, h)| {
+                    let mut s = Scaler::with_kernel((1280, 720), (w, h), kernel).expect("scaler");
+                    b.iter_custom(|iters| {
+                        cpu_iters(iters, || s.scale(&frame).map(|f| f.data.len()))
+                    })
+                },
+            );
+        }
     }
     // The same swscale call into planes with 64-byte aligned strides (what FFmpeg's filters
     // use): shows what tightly packed 854-wide rows cost swscale's SIMD paths.

@@ -5,14 +5,24 @@
 # 2 s closed GOP, AAC-LC 128k).
 #
 #   benches/vs-ffmpeg.sh [--reps N] [--frames N] [--work DIR] [--profile P] [--keep]
+#                        [--source synthetic|mandelbrot] [--scaler bicubic|bilinear|area]
+#
+# --source mandelbrot: instead of the synthetic bars (nearly static, so x264 has little to do and
+# the rungs come out far below their bitrates), both tools encode the same generated clip: an
+# FFmpeg `mandelbrot` zoom (detail and motion everywhere) with light temporal grain (`noise`),
+# written once as Y4M (cached in $BENCH_CACHE, default /tmp). smoothcast reads it as a file
+# input, FFmpeg reads the file itself; audio is the synthetic tone for both.
+# The profile's `[video] scaler` (default bicubic) is FFmpeg's `scale` flags and the PSNR
+# reference's kernel, so both tools scale with the same kernel and are compared to the same
+# reference; --scaler overrides it.
 #
 # smoothcast: `run --fast --no-push --archive` (its capture = rendering the synthetic source).
 # FFmpeg: one process reading the identical raw I420 (dumped by `smoothcast bench-source`) and
-# the identical tone (raw s16le), split + scale (swscale bicubic) per rung, libx264 with the
+# the identical tone (raw s16le), split + scale (swscale, the profile's kernel) per rung, libx264 with the
 # same x264 parameters, native AAC 128k, `-f ismv`.
 # Runs alternate (S F S F ...). For each: source frames per second (wall clock), CPU seconds
 # (user+sys), peak RSS (GNU time -v), PSNR per rung against the source scaled to the rung size
-# with swscale bicubic. Prints medians and smoothcast/FFmpeg ratios, and diffs the x264 option
+# with the same kernel. Prints medians and smoothcast/FFmpeg ratios, and diffs the x264 option
 # strings both encoders wrote into their streams (SEI).
 #
 # Environment: SMOOTHCAST=path to the binary (default: $CARGO_TARGET_DIR/release/smoothcast,
@@ -34,6 +44,8 @@ frames=600
 work=""
 profile="$root/profiles/bench-ladder3.toml"
 keep=0
+source=synthetic
+scaler=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps=$2; shift 2 ;;
@@ -41,7 +53,9 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --profile) profile=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --source) source=$2; shift 2 ;;
+    --scaler) scaler=$2; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -73,6 +87,11 @@ date = "2026-01-01"
 start = "00:00:00:00"
 EOF
 
+if [ -n "$scaler" ]; then
+  awk -v k="$scaler" '/^\[/{sec=$1} sec=="[video]" && /^scaler *=/ {next} {print}
+    /^\[video\]/{print "scaler = \"" k "\""}' "$prof" > "$prof.tmp" && mv "$prof.tmp" "$prof"
+fi
+kernel=$(python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['video'].get('scaler', 'bicubic'))" "$prof")
 fps_num=$(awk -F'"' '/^rate *=/{print $2; exit}' "$prof")
 frag=$(awk -F'"' '/^fragment_duration *=/{print $2; exit}' "$prof")
 gop=$(python3 -c "from fractions import Fraction as F; print(int(F('$fps_num')*F('$frag')))")
@@ -92,10 +111,33 @@ read -r _ sw sh _ _ _ < "$work/rungs.txt"
 mapfile -t rungs < <(tail -n +2 "$work/rungs.txt")
 nr=${#rungs[@]}
 
-echo "== source: ${sw}x${sh} @ ${fps_num} fps, $frames frames ($secs s), $nr rungs; work dir $work"
-"${SOURCE_BIN:-$bin}" bench-source "$prof" --frames "$frames" --video "$work/src.yuv" --audio "$work/src.s16" 2> "$work/source.log"
+echo "== source: ${sw}x${sh} @ ${fps_num} fps, $frames frames ($secs s), $nr rungs, $source, scaler $kernel; work dir $work"
+case "$source" in
+  synthetic)
+    "${SOURCE_BIN:-$bin}" bench-source "$prof" --frames "$frames" --video "$work/src.yuv" --audio "$work/src.s16" 2> "$work/source.log"
+    src_in=(-f rawvideo -pix_fmt yuv420p -s "${sw}x${sh}" -framerate "$fps_num" -i "$work/src.yuv")
+    src_file=$work/src.yuv
+    ;;
+  mandelbrot)
+    clip=${BENCH_CACHE:-/tmp}/smoothcast-bench-mandelbrot-${sw}x${sh}-${fps_num}-${frames}.y4m
+    if [ ! -s "$clip" ]; then
+      ffmpeg -hide_banner -nostdin -loglevel error -f lavfi -i "mandelbrot=s=${sw}x${sh}:r=$fps_num" \
+        -vf "noise=alls=3:allf=t,format=yuv420p" -frames:v "$frames" -f yuv4mpegpipe -y "$clip.part"
+      mv "$clip.part" "$clip"
+    fi
+    # The tone (the synthetic profile's audio) for FFmpeg; the pictures are the clip's.
+    "${SOURCE_BIN:-$bin}" bench-source "$prof" --frames "$frames" --video /dev/null --audio "$work/src.s16" 2> "$work/source.log"
+    # smoothcast reads the clip as its video input (same size and rate: one picture per slot).
+    awk '/^\[/{skip=($1=="[video]")} !skip' "$prof" > "$prof.tmp"
+    printf '\n[video]\ninput = "file"\npath = "%s"\nscaler = "%s"\n' "$clip" "$kernel" >> "$prof.tmp"
+    mv "$prof.tmp" "$prof"
+    src_in=(-i "$clip")
+    src_file=$clip
+    ;;
+  *) echo "unknown source $source" >&2; exit 2 ;;
+esac
 cat "$work/source.log"
-cat "$work/src.yuv" "$work/src.s16" > /dev/null   # page cache: FFmpeg's read is then a memcpy
+cat "$src_file" "$work/src.s16" > /dev/null   # page cache: FFmpeg's read is then a memcpy
 
 # FFmpeg command: split + scale per rung, libx264 with smoothcast's settings.
 preset=veryfast
@@ -109,7 +151,7 @@ for i in $(seq 0 $((nr - 1))); do
   if [ "$w" = "$sw" ] && [ "$h" = "$sh" ]; then
     filter+="[s$i]null[v$i];"
   else
-    filter+="[s$i]scale=$w:$h:flags=bicubic[v$i];"
+    filter+="[s$i]scale=$w:$h:flags=$kernel[v$i];"
   fi
   maps+=(-map "[v$i]")
   venc+=(-b:v:$i "${br}k" -maxrate:v:$i "${maxbr}k" -bufsize:v:$i "$((maxbr * 2))k" -bf:v:$i "$bf")
@@ -117,7 +159,7 @@ done
 filter=${filter%;}
 x264params="keyint=$gop:min-keyint=$gop:scenecut=0:open-gop=0:force-cfr=1:colorprim=bt709:transfer=bt709:colormatrix=bt709:fullrange=off"
 ffargs=(-hide_banner -nostdin -y -loglevel error
-  -f rawvideo -pix_fmt yuv420p -s "${sw}x${sh}" -framerate "$fps_num" -i "$work/src.yuv"
+  "${src_in[@]}"
   -f s16le -ar 48000 -ac 2 -i "$work/src.s16"
   -filter_complex "$filter" "${maps[@]}" -map 1:a
   -c:v libx264 -preset "$preset" -profile:v high -g "$gop" -keyint_min "$gop" -sc_threshold 0
@@ -143,21 +185,21 @@ print(wall, d["User time (seconds)"], d["System time (seconds)"], d["Maximum res
 PY
 }
 
-# PSNR of rung i of a file against the source scaled with swscale bicubic.
+# PSNR of rung i of a file against the source scaled with swscale's $kernel.
 psnr() {
   local file=$1 stream=$2 w=$3 h=$4
   local ref="[1:v]setpts=N/($fps_num*TB)"
-  if [ "$w" != "$sw" ] || [ "$h" != "$sh" ]; then ref="[1:v]scale=$w:$h:flags=bicubic,setpts=N/($fps_num*TB)"; fi
-  ffmpeg -hide_banner -nostdin -loglevel info -i "$file" \
-    -f rawvideo -pix_fmt yuv420p -s "${sw}x${sh}" -framerate "$fps_num" -i "$work/src.yuv" \
+  if [ "$w" != "$sw" ] || [ "$h" != "$sh" ]; then ref="[1:v]scale=$w:$h:flags=$kernel,setpts=N/($fps_num*TB)"; fi
+  ffmpeg -hide_banner -nostdin -loglevel info -i "$file" "${src_in[@]}" \
     -lavfi "[0:v:$stream]setpts=N/($fps_num*TB)[d];$ref[r];[d][r]psnr" -f null - 2>&1 \
     | awk '/Parsed_psnr/ { for (i = 1; i <= NF; i++) if ($i ~ /^average:/) { sub("average:", "", $i); print $i } }'
 }
 
 # The x264 option string of FFmpeg's stream i (the SEI before its first picture).
 ffmpeg_x264_opts() {
-  ffmpeg -nostdin -loglevel error -i "$1" -map "0:v:$2" -c copy -frames:v 1 -f h264 - \
-    | { grep -a -o -m1 'x264 - core [^[:cntrl:]]*' || true; } | sed 's/.*options: //'
+  # Through a file: grep -m1 closing a pipe early would fail FFmpeg (and the script).
+  ffmpeg -nostdin -loglevel error -i "$1" -map "0:v:$2" -c copy -frames:v 1 -f h264 -y "$work/first.h264" || true
+  { grep -a -o -m1 'x264 - core [^[:cntrl:]]*' "$work/first.h264" || true; } | sed 's/.*options: //'
 }
 # smoothcast logs the options string of each rung's encoder at debug level.
 smoothcast_x264_opts() {

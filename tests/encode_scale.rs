@@ -4,6 +4,7 @@
 use smoothcast::capture::{i420_size, FrameOrigin, VideoFrame};
 use smoothcast::encode::scale::Scaler;
 use smoothcast::encode::EncodeError;
+use smoothcast::profile::ScaleKernel;
 use smoothcast::time::FrameIndex;
 use std::process::Command;
 use std::sync::Arc;
@@ -122,37 +123,85 @@ fn wrong_input_size_or_short_buffer_is_an_error() {
 }
 
 #[test]
-fn pixels_match_ffmpeg_scale_filter() {
-    let (src, dst) = ((640u32, 360u32), (426u32, 240u32));
-    let frame = pattern(src.0, src.1);
-    let mut s = Scaler::new(src, dst).expect("scaler");
-    let ours = s.scale(&frame).expect("scale");
+fn pixels_match_ffmpeg_scale_filter_for_every_kernel() {
+    // 640x360 -> 426x240 (1.5x, misaligned rows as 854-wide rungs) and -> 320x180 (2x).
+    // The pattern has edges and ramps; the noise has every rounding case (sums of 2×2 blocks
+    // in all residues mod 4 for the exact-halving path).
+    let src = (640u32, 360u32);
+    for frame in [pattern(src.0, src.1), noise(src.0, src.1)] {
+        scaled_pixels_match_ffmpeg(&frame, src);
+    }
+}
 
+fn noise(w: u32, h: u32) -> VideoFrame {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let data = (0..i420_size(w, h))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 56) as u8
+        })
+        .collect();
+    VideoFrame {
+        data: Arc::new(data),
+        ..pattern(w, h)
+    }
+}
+
+fn scaled_pixels_match_ffmpeg(frame: &VideoFrame, src: (u32, u32)) {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.yuv");
     std::fs::write(&input, &frame.data[..]).expect("write");
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-        ])
-        .args(["-s", &format!("{}x{}", src.0, src.1), "-i"])
-        .arg(&input)
-        .args(["-vf", &format!("scale={}:{}", dst.0, dst.1)])
-        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout.len(), ours.data.len());
-    let max_diff = out
-        .stdout
-        .iter()
-        .zip(ours.data.iter())
-        .map(|(a, b)| a.abs_diff(*b))
-        .max()
-        .unwrap_or(0);
-    assert_eq!(max_diff, 0, "differs from ffmpeg's scale filter");
+    for kernel in ScaleKernel::ALL {
+        for dst in [(426u32, 240u32), (320, 180)] {
+            let mut s = Scaler::with_kernel(src, dst, kernel).expect("scaler");
+            let ours = s.scale(frame).expect("scale");
+            let out = Command::new("ffmpeg")
+                .args([
+                    "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+                ])
+                .args(["-s", &format!("{}x{}", src.0, src.1), "-i"])
+                .arg(&input)
+                .args([
+                    "-vf",
+                    &format!("scale={}:{}:flags={}", dst.0, dst.1, kernel.name()),
+                ])
+                .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+                .output()
+                .expect("run ffmpeg");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout.len(), ours.data.len());
+            let max_diff = out
+                .stdout
+                .iter()
+                .zip(ours.data.iter())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap_or(0);
+            assert_eq!(
+                max_diff, 0,
+                "{kernel:?} {dst:?} differs from ffmpeg's scale filter"
+            );
+        }
+    }
+}
+
+#[test]
+fn default_scaler_is_bicubic_like_ffmpeg() {
+    let frame = pattern(640, 360);
+    let a = Scaler::new((640, 360), (426, 240))
+        .expect("scaler")
+        .scale(&frame)
+        .expect("scale");
+    let b = Scaler::with_kernel((640, 360), (426, 240), ScaleKernel::Bicubic)
+        .expect("scaler")
+        .scale(&frame)
+        .expect("scale");
+    assert_eq!(a.data, b.data);
+    assert_eq!(ScaleKernel::default(), ScaleKernel::Bicubic);
 }

@@ -487,6 +487,8 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
     let j0 = audio_grid.fragment_start(k0, &frames, &frags);
 
     // 2. Encoders (their configs are needed for the headers).
+    // #7 perf: x264's huge-page buffers cost RAM they never use (see the function).
+    crate::encode::x264::disable_transparent_huge_pages();
     let mut video_encoders = Vec::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = crate::encode::x264::ladder_threads(&plan.rungs, cores);
@@ -736,7 +738,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
     let src_size = video_source.size();
     let mut groups: BTreeMap<(u32, u32), Vec<Sender<VideoFrame>>> = BTreeMap::new();
     for (i, (rung, label, enc)) in video_encoders.into_iter().enumerate() {
-        let (tx, rx) = bounded::<VideoFrame>(4);
+        let (tx, rx) = bounded::<VideoFrame>(RUNG_QUEUE);
         groups
             .entry((rung.width, rung.height))
             .or_default()
@@ -760,18 +762,22 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
     }
     let mut group_txs = Vec::new();
     for (size, rung_txs) in groups {
-        let (tx, rx) = bounded::<VideoFrame>(2);
+        // #7 perf: rungs at the input's size are fed by the capture thread itself (no
+        // pass-through hop: one queue and its pictures fewer).
+        if size == src_size {
+            group_txs.extend(rung_txs);
+            continue;
+        }
+        let (tx, rx) = bounded::<VideoFrame>(SCALE_QUEUE);
         group_txs.push(tx);
-        let scaler = if size == src_size {
-            None
-        } else {
-            Some(
-                Scaler::new(src_size, size).map_err(|source| ChannelError::Encode {
+        let scaler = Some(
+            Scaler::with_kernel(src_size, size, plan.scaler).map_err(|source| {
+                ChannelError::Encode {
                     channel: ch.clone(),
                     source,
-                })?,
-            )
-        };
+                }
+            })?,
+        );
         let chn = ch.clone();
         let name = format!("{ch}/scale-{}x{}", size.0, size.1);
         threads.push((
@@ -857,6 +863,14 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         first_fragment: k0,
     })
 }
+
+// #7 perf: depths of the video queues (capture → scaler, scaler/capture → rung). Every
+// queued picture is a buffer alive (1.4 MB at 720p). x264 copies its input at once, so one
+// picture ahead keeps a stage busy; a rung keeps two so that an IDR that takes several frame
+// times does not stall the capture in real time. 4/2 → 2/1: −4 MB peak RSS, same throughput
+// (docs/performance.md, "Memory").
+const RUNG_QUEUE: usize = 2;
+const SCALE_QUEUE: usize = 1;
 
 fn spawn<T: Send + 'static>(
     name: &str,

@@ -45,6 +45,7 @@ fn write_plan(s: &mut String, p: &Plan) -> std::fmt::Result {
         VideoInput::File { path } => writeln!(s, "video in  file {}", path.display())?,
         VideoInput::Device { input } => writeln!(s, "video in  input {input}")?,
     }
+    writeln!(s, "scaler    {}", p.scaler.name())?;
     match &p.audio_input {
         AudioInput::Synthetic => writeln!(s, "audio in  synthetic tone")?,
         AudioInput::File { path } => writeln!(s, "audio in  file {}", path.display())?,

@@ -23,6 +23,9 @@ pub struct Plan {
     pub timecode: TimecodeSpec,
     /// The video input.
     pub video_input: VideoInput,
+    /// The kernel that scales the input to the smaller rungs' sizes (`[video] scaler`).
+    /// (Contract addition for performance, #7.)
+    pub scaler: ScaleKernel,
     /// The audio input.
     pub audio_input: AudioInput,
     /// Video ladder, highest first as written in the profile.
@@ -124,6 +127,48 @@ pub enum TimecodeSpec {
     /// The capture driver's per-buffer timecode (`V4L2_BUF_FLAG_TIMECODE`). Falls back to the
     /// clock, with an alert, when the driver's buffers carry none.
     V4l2,
+}
+
+/// The swscale kernel that makes a rung's pictures from the input's (named as FFmpeg's `scale`
+/// filter names its `flags`, and bit-exact with it). (Contract addition for performance, #7.)
+///
+/// Downscaling costs CPU outside x264: bicubic (8 taps per output pixel and direction when
+/// halving) is FFmpeg's default; bilinear and area use half the taps for 15–30 % less CPU in
+/// swscale, a little softer; area at exactly half the size is a 2×2 mean that smoothcast
+/// computes itself at ~1/10 of the cost. fast-bilinear uses 2 taps whatever the ratio, so it
+/// aliases when it downscales by 2 or more, and is not offered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScaleKernel {
+    /// `bicubic` (default, FFmpeg's default).
+    #[default]
+    Bicubic,
+    /// `bilinear`: a triangle filter widened by the scale ratio (anti-aliased).
+    Bilinear,
+    /// `area`: averages the source area each output pixel covers.
+    Area,
+}
+
+impl ScaleKernel {
+    /// Every kernel, in the order profiles document them.
+    pub const ALL: [ScaleKernel; 3] = [
+        ScaleKernel::Bicubic,
+        ScaleKernel::Bilinear,
+        ScaleKernel::Area,
+    ];
+
+    /// The profile value, which is also FFmpeg's `scale=…:flags=` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScaleKernel::Bicubic => "bicubic",
+            ScaleKernel::Bilinear => "bilinear",
+            ScaleKernel::Area => "area",
+        }
+    }
+
+    /// The kernel a profile names, if any.
+    pub fn from_name(name: &str) -> Option<ScaleKernel> {
+        ScaleKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
 }
 
 /// A video input.

@@ -140,6 +140,19 @@ pub(crate) fn resolve(
         .and_then(|r| r.first())
         .map(|r| (r.width, r.height));
     let video_input = resolve_video(&video, first_rung, base)?;
+    let scaler = match video.scaler.as_deref() {
+        None => ScaleKernel::default(),
+        Some(name) => match ScaleKernel::from_name(name) {
+            Some(k) => k,
+            None => {
+                let names: Vec<&str> = ScaleKernel::ALL.iter().map(|k| k.name()).collect();
+                return fail(
+                    "video.scaler",
+                    format!("unknown scaler {name:?} (one of {})", names.join(", ")),
+                );
+            }
+        },
+    };
 
     // [audio]
     let (audio_input, audio_plan_partial) = resolve_audio(&audio, &video_input, base)?;
@@ -241,6 +254,7 @@ pub(crate) fn resolve(
         fragments: FragmentGrid { gop },
         timecode,
         video_input,
+        scaler,
         audio_input,
         rungs,
         audio,

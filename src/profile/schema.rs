@@ -99,6 +99,8 @@ pub struct VideoSection {
     pub height: Option<u32>,
     /// File input only: media file, relative to the profile's directory.
     pub path: Option<String>,
+    /// Kernel scaling the input to smaller rungs: `"bicubic"` (default), `"bilinear"`, `"area"`.
+    pub scaler: Option<String>,
 }
 
 /// `[audio]`

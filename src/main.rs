@@ -320,10 +320,6 @@ fn run(args: RunArgs) -> ExitCode {
         inputs: Default::default(),
         start_fragment: None,
     };
-    let fragment = {
-        let (num, den) = plan.fragment_secs;
-        Duration::from_secs_f64(num as f64 / den.max(1) as f64)
-    };
     let sup = match Supervisor::new(
         plan.clone(),
         opts,
@@ -348,7 +344,7 @@ fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
-    install_signal_handlers(sup.clone(), fragment);
+    install_signal_handlers(sup.clone(), sup.fragment_duration());
     let started = Instant::now();
     if let Some(coord) = coordination {
         // N+M member: the channel starts when this box wins it (maybe never: standby).
@@ -368,26 +364,12 @@ fn run(args: RunArgs) -> ExitCode {
         let member = smoothcast::standby::Member::new(coord.clone(), sup.clone(), Some(record));
         sup.set_redundancy(member.clone());
         sup.hold_idle();
-        let spawned = std::thread::Builder::new()
-            .name("n+m member".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "N+M member: no runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let store = smoothcast::standby::agent::connect_retrying(&coord).await;
-                    member
-                        .run(store, smoothcast::standby::MemberStart::Acquire)
-                        .await;
-                });
-            });
+        let spawned = spawn_async("n+m member", async move {
+            let store = smoothcast::standby::agent::connect_retrying(&coord).await;
+            member
+                .run(store, smoothcast::standby::MemberStart::Acquire)
+                .await;
+        });
         if let Err(e) = spawned {
             eprintln!("error: N+M member thread: {e}");
             return ExitCode::from(1);
@@ -460,50 +442,58 @@ fn print_progress(sup: &Supervisor, done: &AtomicBool) {
 /// First SIGTERM/SIGINT: finish the current fragments, end every POST, exit 0 within one
 /// fragment duration + 2 s. A second one exits at once.
 fn install_signal_handlers(sup: Arc<Supervisor>, fragment: Duration) {
-    let spawned = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::warn!(error = %e, "no signal handling");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) else {
-                    return;
-                };
-                let mut count = 0;
-                loop {
-                    tokio::select! {
-                        _ = term.recv() => {},
-                        _ = int.recv() => {},
-                    }
-                    count += 1;
-                    if count == 1 {
-                        tracing::info!("stop requested: finishing the current fragments (again to exit at once)");
-                        // Every POST must be over 1.5 s after the current fragment would end,
-                        // leaving time to exit within fragment + 2 s.
-                        let deadline = Instant::now() + fragment + Duration::from_millis(1500);
-                        sup.shutdown(deadline);
-                    } else {
-                        tracing::warn!("second stop request: exiting at once");
-                        std::process::exit(1);
-                    }
-                }
-            });
-        });
+    let spawned = spawn_async("signals", async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            count += 1;
+            if count == 1 {
+                tracing::info!(
+                    "stop requested: finishing the current fragments (again to exit at once)"
+                );
+                // Every POST must be over 1.5 s after the current fragment would end,
+                // leaving time to exit within fragment + 2 s.
+                let deadline = Instant::now() + fragment + Duration::from_millis(1500);
+                sup.shutdown(deadline);
+            } else {
+                tracing::warn!("second stop request: exiting at once");
+                std::process::exit(1);
+            }
+        }
+    });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "no signal handling");
     }
+}
+
+/// Runs `task` on its own thread with a current-thread tokio runtime.
+fn spawn_async(
+    name: &str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let name = name.to_string();
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(task),
+                Err(e) => tracing::error!(thread = %name, error = %e, "no async runtime"),
+            }
+        })
+        .map(|_| ())
 }
 
 fn destinations_from_flags(urls: &[String]) -> Result<Vec<DestinationPlan>, String> {
@@ -570,11 +560,7 @@ fn run_standby(args: StandbyArgs) -> ExitCode {
         wait_for_signal();
         let sup = taken.lock().ok().and_then(|s| s.clone());
         if let Some(sup) = sup {
-            let fragment = {
-                let (num, den) = sup.plan().fragment_secs;
-                Duration::from_secs_f64(num as f64 / den.max(1) as f64)
-            };
-            sup.shutdown(Instant::now() + fragment + Duration::from_millis(1500));
+            sup.shutdown(Instant::now() + sup.fragment_duration() + Duration::from_millis(1500));
             let _ = sup.wait_exit();
         }
         std::process::exit(0);

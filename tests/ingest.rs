@@ -14,49 +14,14 @@ use std::time::Duration;
 
 /// A light two-rung channel with 1 s fragments (fixed timecode: reproducible timestamps).
 fn plan(name: &str) -> Plan {
-    let text = format!(
-        r#"
-[channel]
-name = "{name}"
-rate = "25"
-fragment_duration = "1"
-
-[timecode]
-source = "fixed"
-date = "2026-11-21"
-start = "10:00:00:00"
-
-[video]
-input = "synthetic"
-width = 320
-height = 180
-
-[audio]
-input = "synthetic"
-bitrate = 64
-channels = 2
-sample_rate = 48000
-
-[[rung]]
-name = "180p"
-width = 320
-height = 180
-bitrate = 300
-preset = "ultrafast"
-bframes = 0
-
-[[rung]]
-name = "144p"
-width = 256
-height = 144
-bitrate = 200
-preset = "ultrafast"
-bframes = 0
-
-[push]
-queue_fragments = 64
-max_backoff = 1
-"#
+    let text = common::light_profile(
+        name,
+        1,
+        "source = \"fixed\"\ndate = \"2026-11-21\"\nstart = \"10:00:00:00\"",
+        &format!(
+            "{}\n[push]\nqueue_fragments = 64\nmax_backoff = 1\n",
+            common::LIGHT_RUNGS
+        ),
     );
     profile::from_toml(&text, name).expect("test profile is valid")
 }

@@ -20,27 +20,11 @@ const TTL_MS: u64 = 1000;
 const FRAGMENT_TICKS: u64 = 20_000_000;
 
 fn profile(dir: &Path, channel: &str) -> String {
-    let text = format!(
+    let text = common::light_profile(
+        channel,
+        2,
+        r#"source = "clock""#,
         r#"
-[channel]
-name = "{channel}"
-rate = "25"
-fragment_duration = "2"
-
-[timecode]
-source = "clock"
-
-[video]
-input = "synthetic"
-width = 320
-height = 180
-
-[audio]
-input = "synthetic"
-bitrate = 64
-channels = 2
-sample_rate = 48000
-
 [[rung]]
 name = "180p"
 width = 320
@@ -49,7 +33,7 @@ bitrate = 300
 preset = "ultrafast"
 tune = "zerolatency"
 bframes = 0
-"#
+"#,
     );
     common::write_profile(dir, &format!("{channel}.toml"), &text)
         .display()
@@ -238,6 +222,35 @@ fn assert_handover_clean(r: &Report, channel: &str, killed: &str, winner: &str, 
     );
 }
 
+/// Takeover `n` of ch-a after `killed` died at `kill_ms`: within TTL + one fragment, a gap of
+/// at most two more fragments than `gaps_before`, clean handover. Returns it and the gaps now.
+fn checked_takeover(
+    n: u32,
+    etcd: &Etcd,
+    sink: &SinkHandle,
+    killed: &str,
+    kill_ms: u64,
+    candidates: &[&str],
+    gaps_before: u64,
+) -> (Takeover, u64) {
+    let t = observe_takeover(etcd, sink, "ch-a", killed, kill_ms, candidates);
+    let r = sink.report();
+    let gaps = gap_fragments(&r, "live/ch-a", "video");
+    let gap = gaps - gaps_before;
+    eprintln!(
+        "takeover {n}: {} detected after {} ms, owner after {} ms, first fragment at the sink after {} ms, gap {gap} fragment(s)",
+        t.winner, t.detect_ms, t.takeover_ms, t.first_fragment_ms
+    );
+    assert!(
+        t.takeover_ms <= TTL_MS + FRAGMENT_MS,
+        "takeover took {} ms",
+        t.takeover_ms
+    );
+    assert!(gap <= 2, "gap of {gap} fragments");
+    assert_handover_clean(&r, "ch-a", killed, &t.winner, kill_ms);
+    (t, gaps)
+}
+
 #[test]
 fn active_killed_standby_takes_over_then_second_standby() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,20 +269,7 @@ fn active_killed_standby_takes_over_then_second_standby() {
     // A random moment inside a fragment.
     std::thread::sleep(Duration::from_millis(rand::random::<u64>() % FRAGMENT_MS));
     let kill1 = act_a.kill();
-    let t1 = observe_takeover(&etcd, &sink, "ch-a", "act-a", kill1, &["sb-1", "sb-2"]);
-    let r = sink.report();
-    let gap1 = gap_fragments(&r, "live/ch-a", "video");
-    eprintln!(
-        "takeover 1: {} detected after {} ms, owner after {} ms, first fragment at the sink after {} ms, gap {} fragment(s)",
-        t1.winner, t1.detect_ms, t1.takeover_ms, t1.first_fragment_ms, gap1
-    );
-    assert!(
-        t1.takeover_ms <= TTL_MS + FRAGMENT_MS,
-        "takeover took {} ms",
-        t1.takeover_ms
-    );
-    assert!(gap1 <= 2, "gap of {gap1} fragments");
-    assert_handover_clean(&r, "ch-a", "act-a", &t1.winner, kill1);
+    let (t1, gap1) = checked_takeover(1, &etcd, &sink, "act-a", kill1, &["sb-1", "sb-2"], 0);
 
     // Then the standby that won dies too.
     let (mut winner1, other) = if t1.winner == "sb-1" {
@@ -279,20 +279,8 @@ fn active_killed_standby_takes_over_then_second_standby() {
     };
     std::thread::sleep(Duration::from_millis(rand::random::<u64>() % FRAGMENT_MS));
     let kill2 = winner1.kill();
-    let t2 = observe_takeover(&etcd, &sink, "ch-a", &t1.winner, kill2, &[other]);
+    checked_takeover(2, &etcd, &sink, &t1.winner, kill2, &[other], gap1);
     let r = sink.report();
-    let gap2 = gap_fragments(&r, "live/ch-a", "video") - gap1;
-    eprintln!(
-        "takeover 2: {} detected after {} ms, owner after {} ms, first fragment at the sink after {} ms, gap {} fragment(s)",
-        t2.winner, t2.detect_ms, t2.takeover_ms, t2.first_fragment_ms, gap2
-    );
-    assert!(
-        t2.takeover_ms <= TTL_MS + FRAGMENT_MS,
-        "takeover took {} ms",
-        t2.takeover_ms
-    );
-    assert!(gap2 <= 2, "gap of {gap2} fragments");
-    assert_handover_clean(&r, "ch-a", &t1.winner, &t2.winner, kill2);
 
     // The other channel never noticed: one box, no gap.
     for track in ["video", "audio"] {

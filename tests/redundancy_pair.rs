@@ -13,43 +13,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-const PROFILE: &str = r#"
-[channel]
-name = "pair"
-rate = "25"
-fragment_duration = "1"
-
-[timecode]
-source = "clock"
-
-[video]
-input = "synthetic"
-width = 320
-height = 180
-
-[audio]
-input = "synthetic"
-bitrate = 64
-channels = 2
-sample_rate = 48000
-
-[[rung]]
-name = "180p"
-width = 320
-height = 180
-bitrate = 300
-preset = "ultrafast"
-bframes = 0
-
-[[rung]]
-name = "144p"
-width = 256
-height = 144
-bitrate = 200
-preset = "ultrafast"
-bframes = 0
-"#;
-
 /// The bytes up to the last complete top-level box (a SIGKILLed box may leave half a box).
 fn complete_prefix(b: &[u8]) -> &[u8] {
     let mut at = 0usize;
@@ -109,7 +72,8 @@ fn pair_started_apart_shares_timestamps_and_survives_sigkill_of_either() {
         ..SinkConfig::default()
     })
     .unwrap();
-    let prof = common::write_profile(dir.path(), "pair.toml", PROFILE);
+    let text = common::light_profile("pair", 1, r#"source = "clock""#, common::LIGHT_RUNGS);
+    let prof = common::write_profile(dir.path(), "pair.toml", &text);
     let prof = prof.display().to_string();
     let push = sink.url("/live/pair.isml");
     let spawn = |name: &str| {

@@ -292,7 +292,7 @@ impl Supervisor {
     }
 
     /// The fragment duration.
-    pub(crate) fn fragment_duration(&self) -> Duration {
+    pub fn fragment_duration(&self) -> Duration {
         let (num, den) = self.plan.fragment_secs;
         Duration::from_secs_f64(num as f64 / den.max(1) as f64)
     }

@@ -95,3 +95,49 @@ pub fn write_profile(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).expect("write profile");
     p
 }
+
+/// A light synthetic channel for tests that run several encoders at once: 25 fps bars + tone,
+/// `fragment_secs` fragments, the given `[timecode]` body, then `rest` (rungs, push options…).
+pub fn light_profile(name: &str, fragment_secs: u32, timecode: &str, rest: &str) -> String {
+    format!(
+        r#"
+[channel]
+name = "{name}"
+rate = "25"
+fragment_duration = "{fragment_secs}"
+
+[timecode]
+{timecode}
+
+[video]
+input = "synthetic"
+width = 320
+height = 180
+
+[audio]
+input = "synthetic"
+bitrate = 64
+channels = 2
+sample_rate = 48000
+{rest}"#
+    )
+}
+
+/// Two light rungs (180p, 144p), ultrafast, no B-frames.
+pub const LIGHT_RUNGS: &str = r#"
+[[rung]]
+name = "180p"
+width = 320
+height = 180
+bitrate = 300
+preset = "ultrafast"
+bframes = 0
+
+[[rung]]
+name = "144p"
+width = 256
+height = 144
+bitrate = 200
+preset = "ultrafast"
+bframes = 0
+"#;

@@ -20,7 +20,7 @@ fn plan(name: &str) -> Plan {
         "source = \"fixed\"\ndate = \"2026-11-21\"\nstart = \"10:00:00:00\"",
         &format!(
             "{}\n[push]\nqueue_fragments = 64\nmax_backoff = 1\n",
-            common::LIGHT_RUNGS
+            common::light_rungs(&["180p", "144p"])
         ),
     );
     profile::from_toml(&text, name).expect("test profile is valid")

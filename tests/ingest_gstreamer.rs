@@ -11,39 +11,16 @@ use smoothcast::time::SystemClocks;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const PROFILE: &str = r#"
-[channel]
-name = "play"
-rate = "25"
-fragment_duration = "2"
-
-[timecode]
-source = "clock"
-
-[video]
-input = "synthetic"
-width = 320
-height = 180
-
-[audio]
-input = "synthetic"
-bitrate = 64
-channels = 2
-sample_rate = 48000
-
-[[rung]]
-name = "180p"
-width = 320
-height = 180
-bitrate = 300
-preset = "ultrafast"
-bframes = 0
-"#;
-
 #[test]
 fn gstreamer_mssdemux_plays_a_live_ingest_for_10_seconds() {
     let sink = sink::start(SinkConfig::default()).expect("sink");
-    let mut plan = profile::from_toml(PROFILE, "play.toml").expect("profile");
+    let text = common::light_profile(
+        "play",
+        2,
+        r#"source = "clock""#,
+        &common::light_rungs(&["180p"]),
+    );
+    let mut plan = profile::from_toml(&text, "play.toml").expect("profile");
     let pubpoint = sink.url("/live/play.isml");
     plan.destinations = smoothcast::push::destinations_from_urls(std::slice::from_ref(&pubpoint));
     // Real time: the player follows a live edge that moves at the speed of the clock.

@@ -72,7 +72,12 @@ fn pair_started_apart_shares_timestamps_and_survives_sigkill_of_either() {
         ..SinkConfig::default()
     })
     .unwrap();
-    let text = common::light_profile("pair", 1, r#"source = "clock""#, common::LIGHT_RUNGS);
+    let text = common::light_profile(
+        "pair",
+        1,
+        r#"source = "clock""#,
+        &common::light_rungs(&["180p", "144p"]),
+    );
     let prof = common::write_profile(dir.path(), "pair.toml", &text);
     let prof = prof.display().to_string();
     let push = sink.url("/live/pair.isml");

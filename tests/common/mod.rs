@@ -123,21 +123,17 @@ sample_rate = 48000
     )
 }
 
-/// Two light rungs (180p, 144p), ultrafast, no B-frames.
-pub const LIGHT_RUNGS: &str = r#"
-[[rung]]
-name = "180p"
-width = 320
-height = 180
-bitrate = 300
-preset = "ultrafast"
-bframes = 0
-
-[[rung]]
-name = "144p"
-width = 256
-height = 144
-bitrate = 200
-preset = "ultrafast"
-bframes = 0
-"#;
+/// Light rungs, ultrafast, no B-frames: `180p` (320x180, 300k) and `144p` (256x144, 200k),
+/// each included when named in `names`.
+pub fn light_rungs(names: &[&str]) -> String {
+    [("180p", 320, 180, 300), ("144p", 256, 144, 200)]
+        .iter()
+        .filter(|r| names.contains(&r.0))
+        .map(|(name, w, h, kbps)| {
+            format!(
+                "\n[[rung]]\nname = \"{name}\"\nwidth = {w}\nheight = {h}\nbitrate = {kbps}\n\
+                 preset = \"ultrafast\"\nbframes = 0\n"
+            )
+        })
+        .collect()
+}

@@ -38,6 +38,8 @@ struct View {
     pool: Vec<PoolBox>,
     /// (lease, role) last announced in the pool.
     announced: Option<(i64, &'static str)>,
+    /// Do not compete for the channel before this instant (after it failed on this box).
+    hold_off: Option<Instant>,
 }
 
 /// One channel's N+M membership (installed into its [`Supervisor`]).
@@ -48,6 +50,8 @@ pub struct Member {
     profile: Option<ProfileRecord>,
     view: Mutex<View>,
     failback: AtomicBool,
+    /// A start of the channel is in progress (its outcome is not known yet).
+    starting: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Member {
@@ -95,6 +99,7 @@ impl Member {
             sup,
             profile,
             failback: AtomicBool::new(false),
+            starting: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -194,6 +199,8 @@ impl Member {
         self.record(store, kind, detail).await;
         let sup = self.sup.clone();
         let channel = self.channel.clone();
+        let starting = self.starting.clone();
+        starting.store(true, Ordering::SeqCst);
         tokio::task::spawn_blocking(move || {
             let r = match from_fragment {
                 Some(k) => sup.start_at_fragment(k),
@@ -202,6 +209,7 @@ impl Member {
             if let Err(e) = r {
                 tracing::error!(channel = %channel, error = %e, "channel did not start after winning it");
             }
+            starting.store(false, Ordering::SeqCst);
         });
     }
 
@@ -217,6 +225,21 @@ impl Member {
             self.fence(store, "no lease").await;
             return Some(None);
         };
+        // A run that failed here (input gone, encoder error) must not keep the channel: give
+        // it up so that a standby takes it, and stay out of the race for two TTLs.
+        if !self.starting.load(Ordering::SeqCst) && self.sup.state() == ChannelState::Failed {
+            let _ = store.revoke(l.id).await;
+            *lease = None;
+            self.set_role("standby", None);
+            self.view().hold_off = Some(Instant::now() + l.ttl * 2);
+            self.record(
+                store,
+                "released",
+                "the channel failed on this box: ownership given up for a standby".into(),
+            )
+            .await;
+            return Some(None);
+        }
         let renew = self.coord.renew_every();
         let fence_at = l
             .valid_until
@@ -420,7 +443,8 @@ impl Member {
         match owner {
             None => {
                 // Our last run (fenced) must be over before we push again.
-                if self.sup.state() == ChannelState::Stopping {
+                let held_off = self.view().hold_off.is_some_and(|t| Instant::now() < t);
+                if self.sup.state() == ChannelState::Stopping || held_off {
                     return None;
                 }
                 let free_ms = unix_ms();

@@ -648,13 +648,8 @@ pub fn start_from_buffers<B: BufferSource>(
         Ok((label, at)) => {
             tracing::info!(channel = %channel, input = %input, timecode = %label.timecode, start = label.index.0, "timeline starts from the driver's buffer timecode");
             monitor.started(label.index);
-            monitor.read(
-                label,
-                Counts {
-                    frames: 1,
-                    ..Counts::default()
-                },
-            );
+            // Locked on the probe's label; the counts are those of the running capture.
+            monitor.read(label, Counts::default());
             Ok(TimecodeStart {
                 index: label.index,
                 on_clock: false,

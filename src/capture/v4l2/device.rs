@@ -347,7 +347,7 @@ fn kernel_monotonic() -> Duration {
 impl BufferSource for DeviceBuffers {
     fn next_buffer(&mut self) -> Result<Captured<'_>, V4l2Error> {
         let (path, no_signal_after) = (&self.path, self.no_signal_after);
-        let (data, meta) = self.stream.next().map_err(|e| {
+        let (data, meta) = self.stream.next_buffer().map_err(|e| {
             if e.kind() == std::io::ErrorKind::TimedOut {
                 V4l2Error::NoSignal(no_signal_after)
             } else {

@@ -43,7 +43,7 @@ struct Mapping {
 }
 
 /// An mmap streaming capture on one open device (see the module docs). The first
-/// [`MmapStream::next`] queues every buffer and starts streaming; each later call gives the
+/// [`MmapStream::next_buffer`] queues every buffer and starts streaming; each later call gives the
 /// previous buffer back to the driver before waiting for the next one. Dropping the stream
 /// stops streaming, unmaps the buffers and frees them in the driver.
 pub struct MmapStream {
@@ -95,7 +95,7 @@ fn buffer_desc(index: u32) -> v4l_sys::v4l2_buffer {
 
 impl MmapStream {
     /// Asks the driver for `count` mmap buffers (it may grant more or fewer) and maps them.
-    /// `timeout`: how long [`MmapStream::next`] waits for a buffer before failing with
+    /// `timeout`: how long [`MmapStream::next_buffer`] waits for a buffer before failing with
     /// [`io::ErrorKind::TimedOut`].
     pub fn new(handle: Arc<Handle>, count: u32, timeout: Duration) -> io::Result<MmapStream> {
         let mut stream = MmapStream {
@@ -202,7 +202,7 @@ impl MmapStream {
 
     /// The next filled buffer: its bytes (`bytesused` of them) and what the driver said about
     /// it. The bytes stay valid until the next call (which gives the buffer back).
-    pub fn next(&mut self) -> io::Result<(&[u8], BufferMeta)> {
+    pub fn next_buffer(&mut self) -> io::Result<(&[u8], BufferMeta)> {
         if !self.streaming {
             self.start()?;
         } else if let Some(index) = self.lent.take() {
@@ -289,5 +289,19 @@ impl Drop for MmapStream {
         if let Err(e) = unsafe { ioctl(&self.handle, vidioc::VIDIOC_REQBUFS, &mut req) } {
             tracing::debug!(error = %e, "freeing the capture buffers failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_is_not_a_capture_device_fails_cleanly_and_drops_without_panicking() {
+        // The closest thing to a device here: /dev/null answers every V4L2 ioctl with ENOTTY.
+        // This exercises the error path and Drop, not streaming (no capture card here).
+        let dev = v4l::Device::with_path("/dev/null").unwrap();
+        let e = MmapStream::new(dev.handle(), 4, Duration::from_millis(10)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY), "{e}");
     }
 }

@@ -6,7 +6,8 @@
 //!   fragment times are that label's, and the status says `ltc`, `locked`, with the label
 //!   read and its offset from the channel's grid.
 //! - `v4l2`: a capture device without buffer timecode (here: one that is not even there) falls
-//!   back to the clock, and the status says so and why.
+//!   back to the clock, and the status says so and why. Buffers that do carry driver timecode
+//!   are tested on traces in `v4l2_timecode.rs` (no capture card here).
 
 mod common;
 

@@ -789,7 +789,7 @@ impl InputError {
 /// The channel's video source when it is a device input (or the test override): resolved
 /// through the box's hw map, opened with V4L2 and wrapped in the loss policy. `None` for
 /// synthetic and file inputs, which never lose signal. `first` is the first frame slot, due
-/// now.
+/// now. `timecode`: the `v4l2` timecode source's tap, fed by the device's buffers.
 pub fn channel_video(
     plan: &crate::profile::Plan,
     opts: &InputOptions,
@@ -797,6 +797,7 @@ pub fn channel_video(
     pacing: &Pacing,
     clocks: Arc<dyn Clocks>,
     counters: Arc<InputCounters>,
+    timecode: Option<super::timecode::V4l2TimecodeTap>,
 ) -> Result<Option<ResilientVideo>, InputError> {
     let fallback = plan
         .rungs
@@ -844,6 +845,7 @@ pub fn channel_video(
         clocks.clone(),
         policy.no_signal_after,
         counters.clone(),
+        timecode,
     );
     Ok(Some(wrap(input, factory, policy)))
 }

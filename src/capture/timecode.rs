@@ -15,29 +15,47 @@
 //!   last label and its offset from the channel's own grid. The timeline itself keeps counting
 //!   from the start (re-jamming mid-run would be a timestamp jump; the publishing point must
 //!   never see one), so a drifting generator shows up as a growing offset, not as a jump.
-//! - **`v4l2`**: the capture driver's per-buffer timecode. The `v4l` crate this build captures
-//!   through does not hand the `v4l2_buffer.timecode` field out, so no buffer timecode is
-//!   available and the channel always falls back.
+//! - **`v4l2`**: the capture driver's per-buffer timecode (`V4L2_BUF_FLAG_TIMECODE` and
+//!   `v4l2_buffer.timecode`, read by our own mmap stream, [`super::v4l2::mmap`]). At start the
+//!   device is opened and up to [`V4L2_PROBE_BUFFERS`] buffers are read until one carries a
+//!   label valid at the channel rate ([`super::v4l2::timecode`]: type = the channel's nominal
+//!   rate, drop-frame only at 29.97/59.94, fields in range). The label's date comes from the
+//!   system clock, the nearest of yesterday/today/tomorrow, so midnight is handled as for
+//!   `ltc` ([`crate::time::frame_index_near`]). That buffer's capture time anchors the start
+//!   (in real time the channel waits until the input reaches the first fragment boundary),
+//!   then the device is closed and reopened by the capture. While the channel runs,
+//!   [`V4l2TimecodeTap`] reads every placed buffer's label: `locked`, the last label, its
+//!   offset from the grid slot the buffer went to (a change counts as a discontinuity), and
+//!   `lost` when labels stop. The ioctl path itself is untested on the build machines (no
+//!   capture card, no v4l2loopback); the probe and the tap are tested on recorded traces.
 //!
 //! **Fallback**: when the source delivers no timecode at start (no LTC within
-//! [`LTC_PROBE_TIMEOUT`] of audio, no driver timecode, an input that cannot carry it), the
+//! [`LTC_PROBE_TIMEOUT`] of audio, no driver timecode in the first [`V4L2_PROBE_BUFFERS`]
+//! buffers, a device that cannot be opened, an input that cannot carry it), the
 //! channel runs on the clock exactly as `source = "clock"` would, logs a warning and reports
 //! state `fallback` with the reason, which the control API turns into an alert. A channel that
 //! can run, runs: a box without its timecode still has pictures to send.
 
 use super::loss::InputOptions;
+use super::v4l2::timecode::BufferTimecode;
+use super::v4l2::BufferSource;
 use super::{AudioBlock, AudioSource, CaptureError, Pacing};
 use crate::profile::{AudioInput, Plan, TimecodeSpec, VideoInput};
 use crate::time::ltc::{LtcIndexedFrame, LtcTimecodeSource};
-use crate::time::{resolve_start, Clocks, FrameGrid, FrameIndex, Rate, SampleIndex, Timecode};
+use crate::time::{
+    frame_index_near, resolve_start, Clocks, FrameGrid, FrameIndex, Rate, SampleIndex, Timecode,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How much audio (file) or time (device) the `ltc` start probe reads before falling back.
 pub const LTC_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// An LTC source with no valid frame for this long (monotonic time) is `lost`.
+/// An LTC (or `v4l2`) source with no valid label for this long (monotonic time) is `lost`.
 pub const LTC_UNLOCK_AFTER: Duration = Duration::from_millis(500);
+
+/// Buffers the `v4l2` start probe reads for a valid driver timecode before falling back.
+pub const V4L2_PROBE_BUFFERS: usize = 10;
 
 /// Which timecode source a channel uses (the profile's `timecode.source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,11 +97,11 @@ impl TimecodeKind {
 pub enum TimecodeState {
     /// `clock` / `fixed`: the timeline counts from its start; nothing to lose.
     Running,
-    /// `ltc`: started from LTC, no valid frame decoded since the channel opened its input yet.
+    /// `ltc`/`v4l2`: no valid label read yet.
     Searching,
-    /// `ltc`: valid frames arrive.
+    /// `ltc`/`v4l2`: valid labels arrive.
     Locked,
-    /// `ltc`: frames arrived, but none within [`LTC_UNLOCK_AFTER`].
+    /// `ltc`/`v4l2`: labels arrived, but none within [`LTC_UNLOCK_AFTER`].
     Lost,
     /// The source gave no timecode at start: the timeline runs on the clock.
     Fallback,
@@ -114,12 +132,13 @@ pub struct TimecodeHealth {
     /// Frame index (master clock) the timeline was started from, as the source gave it
     /// (before rounding up to the first fragment boundary).
     pub start_index: Option<FrameIndex>,
-    /// The last label read from the source (LTC).
+    /// The last label read from the source (LTC, driver timecode).
     pub last_timecode: Option<Timecode>,
     /// The frame index that label names.
     pub last_index: Option<FrameIndex>,
-    /// That index minus the channel's own frame index at the same audio sample (frames;
-    /// 0 = the source and the timeline agree; grows if the generator drifts from the box).
+    /// That index minus the channel's own frame index at the same audio sample (LTC) or the
+    /// grid slot the buffer went to (`v4l2`) (frames; 0 = the source and the timeline agree;
+    /// grows if the generator drifts from the box).
     pub offset_frames: Option<i64>,
     /// That index minus the system clock's frame index when it was decoded (frames; large
     /// values usually mean LTC in local time).
@@ -128,7 +147,8 @@ pub struct TimecodeHealth {
     pub frames: u64,
     /// Labels that do not exist at the channel rate.
     pub rejected: u64,
-    /// Labels that did not follow the previous one (re-jammed generator, edit, reverse play).
+    /// Labels that did not follow the previous one (re-jammed generator, edit, reverse play;
+    /// for `v4l2`, a change of the offset from the grid).
     pub discontinuities: u64,
 }
 
@@ -213,21 +233,137 @@ impl TimecodeMonitor {
     /// the channel's grid.
     fn decoded(&self, last: &LtcIndexedFrame, offset: i64, source: &LtcTimecodeSource) {
         let s = source.status();
+        self.read(
+            Label {
+                timecode: last.frame.timecode,
+                index: last.index,
+                offset: Some(offset),
+                clock_offset: s.clock_offset_frames,
+            },
+            Counts {
+                frames: s.frames,
+                rejected: s.rejected,
+                discontinuities: s.discontinuities,
+            },
+        );
+    }
+
+    /// Records a valid label read now (state `locked` unless the channel fell back).
+    fn read(&self, label: Label, counts: Counts) {
         let at = self.clocks.monotonic();
         self.with(|c| {
             let h = &mut c.health;
             if h.state != TimecodeState::Fallback {
                 h.state = TimecodeState::Locked;
             }
-            h.last_timecode = Some(last.frame.timecode);
-            h.last_index = Some(last.index);
-            h.offset_frames = Some(offset);
-            h.clock_offset_frames = s.clock_offset_frames;
-            h.frames = s.frames;
-            h.rejected = s.rejected;
-            h.discontinuities = s.discontinuities;
+            h.last_timecode = Some(label.timecode);
+            h.last_index = Some(label.index);
+            h.offset_frames = label.offset;
+            h.clock_offset_frames = label.clock_offset;
             c.last_at = Some(at);
         });
+        self.counted(counts);
+    }
+
+    fn counted(&self, counts: Counts) {
+        self.with(|c| {
+            let h = &mut c.health;
+            h.frames = counts.frames;
+            h.rejected = counts.rejected;
+            h.discontinuities = counts.discontinuities;
+        });
+    }
+}
+
+/// A valid label and where it puts the timeline (see [`TimecodeHealth`]).
+#[derive(Clone, Copy, Debug)]
+struct Label {
+    timecode: Timecode,
+    index: FrameIndex,
+    offset: Option<i64>,
+    clock_offset: Option<i64>,
+}
+
+/// Label counters of a running source (see [`TimecodeHealth`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    frames: u64,
+    rejected: u64,
+    discontinuities: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// V4L2 buffer timecode tap
+// ---------------------------------------------------------------------------------------------
+
+/// The `v4l2` timecode source while the channel runs: every placed capture buffer's driver
+/// timecode goes through [`V4l2TimecodeTap::observe`] and into the [`TimecodeMonitor`]. Shared
+/// by every (re)opened capture of the channel (clones share state), so counts and continuity
+/// survive a device reopen.
+#[derive(Clone, Debug)]
+pub struct V4l2TimecodeTap(Arc<Mutex<V4l2TapState>>);
+
+#[derive(Debug)]
+struct V4l2TapState {
+    rate: Rate,
+    clocks: Arc<dyn Clocks>,
+    monitor: TimecodeMonitor,
+    counts: Counts,
+    /// The previous label's offset from its grid slot.
+    last_offset: Option<i64>,
+}
+
+impl V4l2TimecodeTap {
+    /// A tap for a channel at `rate` reporting to `monitor`; dates come from `clocks`' UTC.
+    pub fn new(rate: Rate, clocks: Arc<dyn Clocks>, monitor: TimecodeMonitor) -> V4l2TimecodeTap {
+        V4l2TimecodeTap(Arc::new(Mutex::new(V4l2TapState {
+            rate,
+            clocks,
+            monitor,
+            counts: Counts::default(),
+            last_offset: None,
+        })))
+    }
+
+    /// A buffer with driver timecode `tc` (`None`: the driver set no
+    /// `V4L2_BUF_FLAG_TIMECODE`) was placed on grid slot `slot`. Invalid labels are counted as
+    /// rejected; a buffer without timecode changes nothing (the state turns `lost` once
+    /// [`LTC_UNLOCK_AFTER`] passes without a label).
+    pub fn observe(&self, tc: Option<&BufferTimecode>, slot: FrameIndex) {
+        let Some(raw) = tc else { return };
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *g;
+        let resolved = raw.label(st.rate).and_then(|label| {
+            frame_index_near(&label, st.rate, st.clocks.utc_nanos())
+                .ok()
+                .map(|(index, clock_offset)| (label, index, clock_offset))
+        });
+        let Some((label, index, clock_offset)) = resolved else {
+            st.counts.rejected += 1;
+            tracing::debug!(timecode = ?raw, "v4l2: buffer timecode rejected");
+            st.monitor.counted(st.counts);
+            return;
+        };
+        let offset = i64::try_from(i128::from(index.0) - i128::from(slot.0)).unwrap_or(i64::MAX);
+        match st.last_offset {
+            Some(prev) if prev != offset => {
+                st.counts.discontinuities += 1;
+                tracing::info!(timecode = %label, from = prev, to = offset, "v4l2: timecode discontinuity");
+            }
+            None => tracing::info!(timecode = %label, "v4l2: buffer timecode locked"),
+            _ => {}
+        }
+        st.last_offset = Some(offset);
+        st.counts.frames += 1;
+        st.monitor.read(
+            Label {
+                timecode: label,
+                index,
+                offset: Some(offset),
+                clock_offset: Some(clock_offset),
+            },
+            st.counts,
+        );
     }
 }
 
@@ -404,7 +540,7 @@ impl TimecodeStart {
         if due > now {
             tracing::info!(
                 wait_ms = (due - now).as_millis() as u64,
-                "waiting for the first fragment boundary on LTC"
+                "waiting for the first fragment boundary on the input's timecode"
             );
             clocks.sleep(due - now);
         }
@@ -420,23 +556,11 @@ pub fn start(
     clocks: Arc<dyn Clocks>,
     monitor: &TimecodeMonitor,
 ) -> Result<TimecodeStart, crate::time::TimeError> {
-    let on_clock = |monitor: &TimecodeMonitor| -> Result<TimecodeStart, crate::time::TimeError> {
-        let index = resolve_start(&TimecodeSpec::Clock, plan.rate, clocks.as_ref())?;
-        monitor.started(index);
-        Ok(TimecodeStart {
-            index,
-            on_clock: true,
-            anchor: None,
-            rate: plan.rate,
-        })
-    };
-    let fall_back = |reason: String| {
-        tracing::warn!(channel = %plan.channel, source = TimecodeKind::of(&plan.timecode).name(), reason = %reason, "timecode source gives no timecode: running on the clock");
-        monitor.fall_back(reason);
-        on_clock(monitor)
-    };
+    let kind = TimecodeKind::of(&plan.timecode);
+    let fall_back =
+        |reason: String| fallback_start(&plan.channel, kind, reason, plan.rate, &clocks, monitor);
     match &plan.timecode {
-        TimecodeSpec::Clock => on_clock(monitor),
+        TimecodeSpec::Clock => clock_start(plan.rate, &clocks, monitor),
         TimecodeSpec::Fixed { .. } => {
             let index = resolve_start(&plan.timecode, plan.rate, clocks.as_ref())?;
             monitor.started(index);
@@ -448,10 +572,17 @@ pub fn start(
             })
         }
         TimecodeSpec::V4l2 => match &plan.video_input {
-            VideoInput::Device { input } => fall_back(format!(
-                "video input {input}: no driver timecode in the capture buffers (this build \
-                 cannot read the V4L2 buffer timecode field)"
-            )),
+            VideoInput::Device { input } => match open_v4l2(plan, inputs, clocks.clone()) {
+                Ok(mut buffers) => start_from_buffers(
+                    &plan.channel,
+                    input,
+                    plan.rate,
+                    &mut buffers,
+                    clocks,
+                    monitor,
+                ),
+                Err(e) => fall_back(format!("video input {input}: no driver timecode ({e})")),
+            },
             _ => fall_back("the video input is not a capture device".into()),
         },
         TimecodeSpec::Ltc { channel } => match probe_ltc(plan, inputs, *channel, clocks.clone()) {
@@ -468,6 +599,165 @@ pub fn start(
             Err(reason) => fall_back(reason),
         },
     }
+}
+
+/// The clock start (`clock`, and every fallback).
+fn clock_start(
+    rate: Rate,
+    clocks: &Arc<dyn Clocks>,
+    monitor: &TimecodeMonitor,
+) -> Result<TimecodeStart, crate::time::TimeError> {
+    let index = resolve_start(&TimecodeSpec::Clock, rate, clocks.as_ref())?;
+    monitor.started(index);
+    Ok(TimecodeStart {
+        index,
+        on_clock: true,
+        anchor: None,
+        rate,
+    })
+}
+
+/// Falls back to the clock: warns, records state `fallback` with `reason`.
+fn fallback_start(
+    channel: &str,
+    kind: TimecodeKind,
+    reason: String,
+    rate: Rate,
+    clocks: &Arc<dyn Clocks>,
+    monitor: &TimecodeMonitor,
+) -> Result<TimecodeStart, crate::time::TimeError> {
+    tracing::warn!(channel = %channel, source = kind.name(), reason = %reason, "timecode source gives no timecode: running on the clock");
+    monitor.fall_back(reason);
+    clock_start(rate, clocks, monitor)
+}
+
+/// The `v4l2` start from an opened capture's buffers (see the module docs): reads up to
+/// [`V4L2_PROBE_BUFFERS`] buffers for a driver timecode valid at `rate`; the first one names
+/// the start, and its capture time anchors the wait for the first boundary. Without one the
+/// channel falls back to the clock (state `fallback`, the reason naming video input
+/// `input`). Errors only when the clock start cannot be counted.
+pub fn start_from_buffers<B: BufferSource>(
+    channel: &str,
+    input: &str,
+    rate: Rate,
+    buffers: &mut B,
+    clocks: Arc<dyn Clocks>,
+    monitor: &TimecodeMonitor,
+) -> Result<TimecodeStart, crate::time::TimeError> {
+    match probe_v4l2(rate, buffers, clocks.as_ref()) {
+        Ok((label, at)) => {
+            tracing::info!(channel = %channel, input = %input, timecode = %label.timecode, start = label.index.0, "timeline starts from the driver's buffer timecode");
+            monitor.started(label.index);
+            // Locked on the probe's label; the counts are those of the running capture.
+            monitor.read(label, Counts::default());
+            Ok(TimecodeStart {
+                index: label.index,
+                on_clock: false,
+                anchor: Some((label.index, at)),
+                rate,
+            })
+        }
+        Err(reason) => fallback_start(
+            channel,
+            TimecodeKind::V4l2,
+            format!("video input {input}: {reason}"),
+            rate,
+            &clocks,
+            monitor,
+        ),
+    }
+}
+
+/// Reads buffers until one carries a driver timecode valid at `rate`: that label and the
+/// buffer's capture time (the clocks' monotonic domain).
+fn probe_v4l2<B: BufferSource>(
+    rate: Rate,
+    buffers: &mut B,
+    clocks: &dyn Clocks,
+) -> Result<(Label, Duration), String> {
+    let (mut seen, mut without, mut rejected) = (0usize, 0usize, 0usize);
+    while seen < V4L2_PROBE_BUFFERS {
+        let cap = buffers
+            .next_buffer()
+            .map_err(|e| format!("no driver timecode: {e}"))?;
+        seen += 1;
+        if cap.damaged {
+            continue;
+        }
+        let Some(raw) = cap.timecode else {
+            without += 1;
+            continue;
+        };
+        let resolved = raw.label(rate).and_then(|timecode| {
+            frame_index_near(&timecode, rate, clocks.utc_nanos())
+                .ok()
+                .map(|(index, clock_offset)| Label {
+                    timecode,
+                    index,
+                    offset: None,
+                    clock_offset: Some(clock_offset),
+                })
+        });
+        match resolved {
+            Some(label) => return Ok((label, cap.at)),
+            None => rejected += 1,
+        }
+    }
+    Err(if rejected > 0 {
+        format!(
+            "no driver timecode valid at {rate} fps in the first {seen} buffers ({rejected} \
+             refused: type, drop-frame or range disagree with the channel)"
+        )
+    } else {
+        format!(
+            "no driver timecode in the first {seen} buffers ({without} without \
+             V4L2_BUF_FLAG_TIMECODE)"
+        )
+    })
+}
+
+/// Opens the channel's video device (through the box's hw map, as the capture will) for the
+/// `v4l2` start probe.
+fn open_v4l2(
+    plan: &Plan,
+    inputs: &InputOptions,
+    clocks: Arc<dyn Clocks>,
+) -> Result<super::v4l2::device::DeviceBuffers, String> {
+    if inputs.video.is_some() {
+        return Err("the video input is replaced by an injected source".into());
+    }
+    let path = inputs
+        .hw_map
+        .clone()
+        .unwrap_or_else(crate::hw::default_map_path);
+    let map = crate::hw::HwMap::load(&path).map_err(|e| e.to_string())?;
+    let dev = crate::hw::resolve(plan, &map)
+        .map_err(|e| e.to_string())?
+        .video
+        .ok_or("the hw map has no video device for it")?;
+    let no_signal_after = inputs.loss.as_ref().unwrap_or(&map.loss).no_signal_after;
+    let (width, height) = plan
+        .rungs
+        .first()
+        .map_or((1280, 720), |r| (r.width, r.height));
+    let want = super::v4l2::negotiate::Want {
+        width,
+        height,
+        rate: plan.rate,
+    };
+    // The v4l crate panics on a few driver answers it does not expect; a broken driver must
+    // cost the timecode, not the channel.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        super::v4l2::device::open_buffers(&dev, &want, clocks, no_signal_after)
+    }))
+    .map_err(|_| {
+        format!(
+            "{}: the driver answered something unexpected",
+            dev.path.display()
+        )
+    })?
+    .map(|(buffers, _)| buffers)
+    .map_err(|e| e.to_string())
 }
 
 /// Reads the audio input until LTC decodes on `channel` (1-based). Returns the start index and,

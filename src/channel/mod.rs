@@ -16,7 +16,7 @@ use crate::capture::discipline::DisciplineMonitor;
 use crate::capture::file::{FileAudio, FileVideo};
 use crate::capture::loss::{self, ChannelInputCounters, InputOptions, InputsStatus};
 use crate::capture::synthetic::{SyntheticAudio, SyntheticVideo};
-use crate::capture::timecode::{LtcShared, TimecodeMonitor};
+use crate::capture::timecode::{LtcShared, TimecodeMonitor, V4l2TimecodeTap};
 use crate::capture::{self, CaptureStatus};
 use crate::capture::{AudioSource, CaptureError, FrameOrigin, Pacing, VideoFrame, VideoSource};
 use crate::encode::aac::AacEncoder;
@@ -626,6 +626,9 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
 
     // 6. Sources. Device inputs (and injected ones) are wrapped in the input-loss policy.
     let input_counters = ChannelInputCounters::default();
+    // `v4l2` timecode (issue 4): the capture reports the driver's buffer timecode to status.
+    let v4l2_timecode = (matches!(plan.timecode, TimecodeSpec::V4l2) && !tc_start.on_clock)
+        .then(|| V4l2TimecodeTap::new(plan.rate, opts.clocks.clone(), timecode.clone()));
     let resilient_video = loss::channel_video(
         plan,
         &opts.inputs,
@@ -633,6 +636,7 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
         &pacing(),
         opts.clocks.clone(),
         input_counters.video.clone(),
+        v4l2_timecode,
     )
     .map_err(|source| ChannelError::Input {
         channel: ch.clone(),

@@ -27,8 +27,8 @@
 //!    reported. Any implausible interval breaks the run of valid bits, so noise has to produce
 //!    80 consecutive well-timed bits *and* a sync word *and* valid BCD to fake a frame.
 
-use super::timecode::{check_timecode_rate, frame_index, timecode_of};
-use super::{Clocks, FrameGrid, FrameIndex, Rate, TimeError, Timecode, DEFAULT_TIMESCALE};
+use super::timecode::check_timecode_rate;
+use super::{Clocks, FrameIndex, Rate, TimeError, Timecode};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -891,40 +891,7 @@ impl LtcTimecodeSource {
     pub fn resolve(&self, tc: &Timecode) -> Result<(FrameIndex, i64), TimeError> {
         let mut label = *tc;
         label.frames = label.frames.saturating_mul(self.per_ltc_frame);
-        // Fail early on labels that do not exist at the rate, whatever the date.
-        label.frames_since_midnight(self.rate)?;
-        let now = self.clocks.utc_nanos();
-        let clock_index = FrameGrid::new(self.rate, DEFAULT_TIMESCALE).frame_at_unix_nanos(now);
-        let today = now / 86_400_000_000_000;
-        let mut best: Option<(FrameIndex, i128)> = None;
-        for day in [today.saturating_sub(1), today, today + 1] {
-            let Some(date) = self.date_of_day(day) else {
-                continue;
-            };
-            let Ok(index) = frame_index(date, &label, self.rate) else {
-                continue;
-            };
-            let dist = i128::from(index.0) - i128::from(clock_index.0);
-            if best.is_none_or(|(_, b)| dist.abs() < b.abs()) {
-                best = Some((index, dist));
-            }
-        }
-        match best {
-            Some((index, dist)) => Ok((index, i64::try_from(dist).unwrap_or(i64::MAX))),
-            // Every candidate failed: report the error for today's date.
-            None => {
-                let date = self.date_of_day(today).unwrap_or((1970, 1, 1));
-                frame_index(date, &label, self.rate).map(|i| (i, 0))
-            }
-        }
-    }
-
-    /// The civil date of `day` days after 1970-01-01, via the date of that day's first frame.
-    fn date_of_day(&self, day: u128) -> Option<super::UtcDate> {
-        let secs = day.checked_mul(86_400)?;
-        let first = (secs * u128::from(self.rate.num())).div_ceil(u128::from(self.rate.den()));
-        let first = u64::try_from(first).ok()?;
-        Some(timecode_of(FrameIndex(first), self.rate, false).0)
+        super::timecode::frame_index_near(&label, self.rate, self.clocks.utc_nanos())
     }
 
     /// The channel frame at input sample `position` (samples pushed since the source was

@@ -16,8 +16,8 @@ pub mod timecode;
 pub use clock::{Clocks, SimulatedClocks, SystemClocks};
 pub use grid::{AudioGrid, FragmentGrid, FrameGrid};
 pub use timecode::{
-    check_timecode_rate, first_frame_of_date, frame_index, parse_date, resolve_start, timecode_of,
-    today_utc, TimeError, Timecode, UtcDate, MAX_TIMECODE_FPS,
+    check_timecode_rate, first_frame_of_date, frame_index, frame_index_near, parse_date,
+    resolve_start, timecode_of, today_utc, TimeError, Timecode, UtcDate, MAX_TIMECODE_FPS,
 };
 
 use std::fmt;

@@ -475,6 +475,54 @@ pub fn today_utc(clocks: &dyn Clocks) -> UtcDate {
     civil_from_days(i64::try_from(days).unwrap_or(i64::MAX))
 }
 
+/// The frame index a time-of-day label names, with the date taken from the clock (UTC at
+/// `utc_nanos`), and that index minus the clock's own frame index (frames).
+///
+/// Near midnight a label and the clock can be on different sides of it (23:59:59:24 read at
+/// 00:00:00.02 UTC, or the reverse), so of the previous, current and next UTC dates the one
+/// that puts the frame nearest to the clock is used. Labels in a local time zone within 12 h of
+/// UTC therefore work too (offset by the zone). Fails when the label does not exist at `rate`.
+/// Used by the `ltc` and `v4l2` timecode sources.
+pub fn frame_index_near(
+    tc: &Timecode,
+    rate: Rate,
+    utc_nanos: u128,
+) -> Result<(FrameIndex, i64), TimeError> {
+    // Fail early on labels that do not exist at the rate, whatever the date.
+    tc.frames_since_midnight(rate)?;
+    let clock_index = FrameGrid::new(rate, DEFAULT_TIMESCALE).frame_at_unix_nanos(utc_nanos);
+    let today = utc_nanos / NANOS_PER_DAY;
+    let date_of_day = |day: u128| -> Option<UtcDate> {
+        // The civil date of `day` days after 1970-01-01, via the date of that day's first
+        // frame.
+        let secs = day.checked_mul(u128::from(SECONDS_PER_DAY))?;
+        let first = (secs * u128::from(rate.num())).div_ceil(u128::from(rate.den()));
+        let first = u64::try_from(first).ok()?;
+        Some(timecode_of(FrameIndex(first), rate, false).0)
+    };
+    let mut best: Option<(FrameIndex, i128)> = None;
+    for day in [today.saturating_sub(1), today, today + 1] {
+        let Some(date) = date_of_day(day) else {
+            continue;
+        };
+        let Ok(index) = frame_index(date, tc, rate) else {
+            continue;
+        };
+        let dist = i128::from(index.0) - i128::from(clock_index.0);
+        if best.is_none_or(|(_, b)| dist.abs() < b.abs()) {
+            best = Some((index, dist));
+        }
+    }
+    match best {
+        Some((index, dist)) => Ok((index, i64::try_from(dist).unwrap_or(i64::MAX))),
+        // Every candidate failed: report the error for today's date.
+        None => {
+            let date = date_of_day(today).unwrap_or((1970, 1, 1));
+            frame_index(date, tc, rate).map(|i| (i, 0))
+        }
+    }
+}
+
 /// The frame index a channel starts at, from the profile's timecode source.
 ///
 /// `Clock`: the frame nearest to UTC now. `Fixed`: the timecode on the given date, or on

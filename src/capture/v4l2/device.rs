@@ -1,9 +1,10 @@
-//! The real device: open, probe, negotiate, mmap streaming (`v4l` crate).
+//! The real device: open, probe, negotiate (`v4l` crate), mmap streaming ([`super::mmap`],
+//! our own stream, which keeps each buffer's timecode).
 //!
-//! Only this file touches the kernel. It is compiled and smoke-tested for its "no device"
-//! errors on the build machines (no capture card, no v4l2loopback); every decision it makes is
-//! delegated to the pure modules (negotiation, conversion, grid mapping), which are tested on
-//! recorded capability sets, buffers and traces.
+//! Only this file and [`super::mmap`] touch the kernel. They are compiled and smoke-tested for
+//! their "no device" errors on the build machines (no capture card, no v4l2loopback); every
+//! decision they make is delegated to the pure modules (negotiation, conversion, grid mapping,
+//! timecode validation), which are tested on recorded capability sets, buffers and traces.
 //!
 //! Buffer timestamps: drivers stamp buffers with `CLOCK_MONOTONIC`
 //! (`V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC`). At dequeue the buffer's age (kernel monotonic now −
@@ -13,22 +14,21 @@
 
 use super::convert::{BufferLayout, PixelFormat};
 use super::interlace::Deinterlace;
+use super::mmap::MmapStream;
 use super::negotiate::{
     self, CapabilitySet, Choice, FormatCaps, Fraction, InputCaps, SizeCaps, Want,
 };
 use super::{BufferSource, Captured, GridSource, PictureFormat, V4l2Error};
 use crate::capture::loss::{GridStart, InputCounters};
+use crate::capture::timecode::V4l2TimecodeTap;
 use crate::capture::{CaptureError, VideoSource};
 use crate::time::{Clocks, Rate};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use v4l::buffer::Type;
 use v4l::format::FieldOrder;
 use v4l::frameinterval::FrameIntervalEnum;
 use v4l::framesize::FrameSizeEnum;
-use v4l::io::mmap::Stream;
-use v4l::io::traits::CaptureStream;
 use v4l::v4l_sys;
 use v4l::video::Capture;
 use v4l::{Device, FourCC};
@@ -314,9 +314,9 @@ pub fn probe(path: &Path) -> Result<CapabilitySet, V4l2Error> {
 /// An open mmap stream: the [`BufferSource`] of a real device.
 pub struct DeviceBuffers {
     path: PathBuf,
-    // Field order matters: the stream (unmapped, STREAMOFF) is dropped before the device
+    // Field order matters: the stream (STREAMOFF, unmapped) is dropped before the device
     // (close).
-    stream: Stream<'static>,
+    stream: MmapStream,
     _device: Device,
     clocks: Arc<dyn Clocks>,
     no_signal_after: Duration,
@@ -346,30 +346,29 @@ fn kernel_monotonic() -> Duration {
 
 impl BufferSource for DeviceBuffers {
     fn next_buffer(&mut self) -> Result<Captured<'_>, V4l2Error> {
-        let path = self.path.clone();
-        let (data, meta) = CaptureStream::next(&mut self.stream).map_err(|e| {
+        let (path, no_signal_after) = (&self.path, self.no_signal_after);
+        let (data, meta) = self.stream.next_buffer().map_err(|e| {
             if e.kind() == std::io::ErrorKind::TimedOut {
-                V4l2Error::NoSignal(self.no_signal_after)
+                V4l2Error::NoSignal(no_signal_after)
             } else {
-                dev_err(&path, "dequeue (VIDIOC_DQBUF)")(e)
+                dev_err(path, "dequeue (VIDIOC_QBUF/DQBUF)")(e)
             }
         })?;
         let now = self.clocks.monotonic();
-        let flags = u32::from(meta.flags);
+        let flags = meta.flags;
         let at = if flags & v4l_sys::V4L2_BUF_FLAG_TIMESTAMP_MASK
             == v4l_sys::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC
         {
-            let stamp = Duration::from(meta.timestamp);
-            now.saturating_sub(kernel_monotonic().saturating_sub(stamp))
+            now.saturating_sub(kernel_monotonic().saturating_sub(meta.timestamp))
         } else {
             now
         };
-        let used = (meta.bytesused as usize).min(data.len());
         Ok(Captured {
-            data: &data[..used],
+            data,
             at,
             sequence: meta.sequence,
             damaged: flags & v4l_sys::V4L2_BUF_FLAG_ERROR != 0,
+            timecode: meta.timecode,
         })
     }
 }
@@ -397,7 +396,8 @@ fn bottom_first(field: FieldOrder, height: u32) -> Option<bool> {
 
 /// Opens `dev`, negotiates a mode for `want`, starts mmap streaming and places the pictures on
 /// the grid from `start` on. A device that delivers nothing for `no_signal_after` fails the
-/// read (the loss policy takes over).
+/// read (the loss policy takes over). With `timecode`, every placed buffer's driver timecode
+/// is reported to it.
 pub fn open_video(
     dev: &VideoDevice,
     want: &Want,
@@ -405,7 +405,33 @@ pub fn open_video(
     clocks: Arc<dyn Clocks>,
     no_signal_after: Duration,
     counters: Arc<InputCounters>,
+    timecode: Option<V4l2TimecodeTap>,
 ) -> Result<(GridSource<DeviceBuffers>, Opened), CaptureError> {
+    let (buffers, opened) = open_buffers(dev, want, clocks, no_signal_after)?;
+    let mut src = GridSource::new(
+        &dev.input,
+        buffers,
+        opened.format,
+        want.rate,
+        start.slot,
+        start.due,
+        counters,
+    )?;
+    if let Some(tap) = timecode {
+        src = src.with_timecode(tap);
+    }
+    Ok((src, opened))
+}
+
+/// Opens `dev`, negotiates a mode for `want` and maps the streaming buffers (streaming starts
+/// at the first read): the raw [`BufferSource`] of the device, e.g. for reading its timecode
+/// at channel start. Reads fail after `no_signal_after` without a buffer.
+pub fn open_buffers(
+    dev: &VideoDevice,
+    want: &Want,
+    clocks: Arc<dyn Clocks>,
+    no_signal_after: Duration,
+) -> Result<(DeviceBuffers, Opened), CaptureError> {
     let input = dev.input.as_str();
     let path = dev.path.as_path();
     let fail = |e: V4l2Error| e.at_open(input);
@@ -521,11 +547,13 @@ pub fn open_video(
         deinterlace,
         frame_nanos,
     };
-    let mut stream = Stream::with_buffers(&device, Type::VideoCapture, BUFFERS)
-        .map_err(dev_err(path, "allocate mmap buffers (VIDIOC_REQBUFS)"))
-        .map_err(fail)?;
     // The first dequeue queues every buffer and starts streaming (VIDIOC_STREAMON).
-    stream.set_timeout(no_signal_after);
+    let stream = MmapStream::new(device.handle(), BUFFERS, no_signal_after)
+        .map_err(dev_err(
+            path,
+            "allocate mmap buffers (VIDIOC_REQBUFS/QUERYBUF/mmap)",
+        ))
+        .map_err(fail)?;
     tracing::info!(
         input,
         device = %path.display(),
@@ -540,11 +568,8 @@ pub fn open_video(
         clocks,
         no_signal_after,
     };
-    let src = GridSource::new(
-        input, buffers, picture, want.rate, start.slot, start.due, counters,
-    )?;
     Ok((
-        src,
+        buffers,
         Opened {
             choice,
             format: picture,
@@ -552,13 +577,15 @@ pub fn open_video(
     ))
 }
 
-/// A factory for the loss policy that (re)opens `dev` at the requested grid position.
+/// A factory for the loss policy that (re)opens `dev` at the requested grid position; with
+/// `timecode`, every (re)opened capture reports its buffers' timecode to it.
 pub fn factory(
     dev: VideoDevice,
     want: Want,
     clocks: Arc<dyn Clocks>,
     no_signal_after: Duration,
     counters: Arc<InputCounters>,
+    timecode: Option<V4l2TimecodeTap>,
 ) -> crate::capture::loss::VideoFactory {
     crate::capture::loss::VideoFactory::new(move |at| {
         // The v4l crate panics on a few driver answers it does not expect (unknown colour
@@ -571,6 +598,7 @@ pub fn factory(
                 clocks.clone(),
                 no_signal_after,
                 counters.clone(),
+                timecode.clone(),
             )
         }))
         .map_err(|_| CaptureError::Open {

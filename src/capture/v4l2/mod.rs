@@ -14,9 +14,12 @@
 //! A [`BufferSource`] hands out filled driver buffers with their capture time in the injected
 //! clocks' monotonic domain; [`GridSource`] places each on the frame grid, converts it once
 //! into a pooled I420 picture and yields one [`VideoFrame`] per slot. The real device
-//! ([`device`]) is an mmap stream of the `v4l` crate; the trace replay ([`replay`]) plays a
-//! recorded `v4l2-ctl --stream-mmap -v` timestamp trace with recorded buffers — what the tests
-//! use, since the build machines have no capture card.
+//! ([`device`]) is our own mmap stream ([`mmap`]; the `v4l` crate's drops the buffer
+//! timecode); the trace replay ([`replay`]) plays a recorded `v4l2-ctl --stream-mmap -v`
+//! timestamp trace with recorded buffers — what the tests use, since the build machines have no
+//! capture card. Buffers may carry the driver's timecode ([`timecode`]); with a
+//! [`crate::capture::timecode::V4l2TimecodeTap`] the grid source reports it for the `v4l2`
+//! timecode source's status.
 //!
 //! Input loss (no buffer within the no-signal timeout, device unplugged) is an error here; the
 //! channel wraps every device source in [`crate::capture::loss::ResilientVideo`], which keeps
@@ -26,10 +29,13 @@ pub mod convert;
 pub mod device;
 pub mod grid;
 pub mod interlace;
+pub mod mmap;
 pub mod negotiate;
 pub mod replay;
+pub mod timecode;
 
 use super::loss::InputCounters;
+use super::timecode::V4l2TimecodeTap;
 use super::{CaptureError, FrameOrigin, VideoFrame, VideoSource};
 use crate::time::{FrameIndex, Rate};
 use convert::{Converter, PAD};
@@ -117,6 +123,8 @@ pub struct Captured<'a> {
     pub sequence: u32,
     /// The driver flagged the buffer as damaged (`V4L2_BUF_FLAG_ERROR`).
     pub damaged: bool,
+    /// The driver's timecode field, when it set `V4L2_BUF_FLAG_TIMECODE` (unvalidated).
+    pub timecode: Option<timecode::BufferTimecode>,
 }
 
 /// A stream of captured buffers in one fixed layout.
@@ -159,6 +167,8 @@ pub struct GridSource<B: BufferSource> {
     last: Option<Arc<Vec<u8>>>,
     out: VecDeque<VideoFrame>,
     counters: Arc<InputCounters>,
+    /// Where placed buffers' timecode goes (the `v4l2` timecode source).
+    timecode: Option<V4l2TimecodeTap>,
 }
 
 impl<B: BufferSource> std::fmt::Debug for GridSource<B> {
@@ -197,7 +207,15 @@ impl<B: BufferSource> GridSource<B> {
             last: None,
             out: VecDeque::with_capacity(4),
             counters,
+            timecode: None,
         })
+    }
+
+    /// Reports the driver timecode of every placed buffer (and its absence) to `tap`, with
+    /// the slot the buffer went to (the first field's, for bob).
+    pub fn with_timecode(mut self, tap: V4l2TimecodeTap) -> GridSource<B> {
+        self.timecode = Some(tap);
+        self
     }
 
     /// The grid mapping's counters.
@@ -251,7 +269,7 @@ impl<B: BufferSource> GridSource<B> {
         let Some(pic) = Arc::get_mut(&mut buf) else {
             return Err(V4l2Error::Format("pool buffer shared".into()).at_read(&input));
         };
-        let at = {
+        let (at, tc) = {
             let cap = self.buffers.next_buffer().map_err(|e| e.at_read(&input))?;
             if cap.damaged {
                 self.counters.damaged.fetch_add(1, Ordering::Relaxed);
@@ -270,7 +288,7 @@ impl<B: BufferSource> GridSource<B> {
                 keep(&mut self.pool, &buf);
                 return Ok(());
             }
-            at
+            (at, cap.timecode)
         };
         match self.format.deinterlace {
             None | Some((Deinterlace::Blend, _)) => match self.mapper.place(at) {
@@ -279,6 +297,9 @@ impl<B: BufferSource> GridSource<B> {
                     self.give_back(&buf);
                 }
                 Placement::Slot { index, skipped } => {
+                    if let Some(tap) = &self.timecode {
+                        tap.observe(tc.as_ref(), index);
+                    }
                     if let (Some((Deinterlace::Blend, _)), Some(pic)) =
                         (self.format.deinterlace, Arc::get_mut(&mut buf))
                     {
@@ -297,6 +318,9 @@ impl<B: BufferSource> GridSource<B> {
                             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
                         }
                         Placement::Slot { index, skipped } => {
+                            if let (0, Some(tap)) = (i, &self.timecode) {
+                                tap.observe(tc.as_ref(), index);
+                            }
                             let mut field = match spare.take() {
                                 Some(b) => b,
                                 None => self.take(),

@@ -9,12 +9,18 @@
 //! ```
 //!
 //! Only `seq:`, `bytesused:`, `ts:` and the `error` flag are read; lines starting with `#` are
-//! comments. `ts` is the buffer's `CLOCK_MONOTONIC` time on the recording machine; replay
+//! comments. `v4l2-ctl` prints a buffer's timecode only in its multi-line dump, so traces of
+//! timecode-carrying buffers use a smoothcast extension of the line: `tc: TYPE FLAGS
+//! HH:MM:SS:FF` before the flags, the raw `struct v4l2_timecode` fields (type
+//! `V4L2_TC_TYPE_*` number, flags in hex, binary fields), e.g. `tc: 2 0x0 10:00:00:00` (25 fps)
+//! or `tc: 3 0x1 10:01:00:02` (30 fps, drop-frame). A line with `tc:` is a buffer with
+//! `V4L2_BUF_FLAG_TIMECODE`; one without has no timecode. `ts` is the buffer's `CLOCK_MONOTONIC` time on the recording machine; replay
 //! shifts the whole trace so that its first buffer falls at a chosen time of the injected
 //! clocks. Like a device, the replay fails with [`V4l2Error::NoSignal`] when the next buffer is
 //! more than the no-signal timeout away, and a replay opened at some time delivers nothing
 //! recorded before it (a reopened device does not hand out old pictures).
 
+use super::timecode::BufferTimecode;
 use super::{BufferSource, Captured, V4l2Error};
 use crate::capture::Pacing;
 use crate::time::Clocks;
@@ -35,6 +41,9 @@ pub struct TraceEntry {
     pub at_us: u64,
     /// The driver flagged the buffer `error`.
     pub damaged: bool,
+    /// The buffer's driver timecode (the `tc:` extension; `None`: no
+    /// `V4L2_BUF_FLAG_TIMECODE`).
+    pub timecode: Option<BufferTimecode>,
 }
 
 /// Parses a `v4l2-ctl --stream-mmap -v` trace (see the module docs). `path` names the trace
@@ -85,14 +94,42 @@ pub fn parse_trace(text: &str, path: &str) -> Result<Vec<TraceEntry>, V4l2Error>
             .trim_matches(|c| c == '(' || c == ')')
             .split(',')
             .any(|f| f.trim() == "error");
+        let timecode = match line.split_once(" tc: ") {
+            None => None,
+            Some((_, rest)) => {
+                Some(parse_tc(rest).ok_or_else(|| err("tc: not `TYPE FLAGS HH:MM:SS:FF`".into()))?)
+            }
+        };
         out.push(TraceEntry {
             sequence,
             bytesused,
             at_us,
             damaged,
+            timecode,
         });
     }
     Ok(out)
+}
+
+/// `"2 0x1 10:01:00:02 …"` → the raw timecode fields (see the module docs).
+fn parse_tc(s: &str) -> Option<BufferTimecode> {
+    let mut words = s.split_whitespace();
+    let kind = words.next()?.parse::<u32>().ok()?;
+    let flags = u32::from_str_radix(words.next()?.strip_prefix("0x")?, 16).ok()?;
+    let mut f = words.next()?.split(':').map(|x| x.parse::<u8>().ok());
+    let (hours, minutes, seconds, frames) = (f.next()??, f.next()??, f.next()??, f.next()??);
+    if f.next().is_some() {
+        return None;
+    }
+    Some(BufferTimecode {
+        kind,
+        flags,
+        frames,
+        seconds,
+        minutes,
+        hours,
+        userbits: [0; 4],
+    })
 }
 
 /// `"8412.316204"` → microseconds.
@@ -199,6 +236,7 @@ impl BufferSource for TraceReplay {
             at,
             sequence: entry.sequence,
             damaged: entry.damaged,
+            timecode: entry.timecode,
         })
     }
 }
@@ -220,6 +258,29 @@ mod tests {
         assert!(!t[1].damaged);
         assert!(t[2].damaged);
         assert_eq!(t[2].sequence, 3);
+    }
+
+    #[test]
+    fn parses_the_timecode_extension() {
+        let text =
+            "cap dqbuf: 0 seq: 0 bytesused: 8 ts: 1.000000 tc: 3 0x1 10:01:00:02 (ts-monotonic)\n\
+            cap dqbuf: 1 seq: 1 bytesused: 8 ts: 1.040000 (ts-monotonic)\n";
+        let t = parse_trace(text, "t").unwrap();
+        let tc = t[0].timecode.unwrap();
+        assert_eq!((tc.kind, tc.flags), (3, 1));
+        assert_eq!((tc.hours, tc.minutes, tc.seconds, tc.frames), (10, 1, 0, 2));
+        assert_eq!(t[1].timecode, None);
+        for bad in [
+            "tc: 3 1 10:01:00:02",
+            "tc: x 0x0 10:00:00:00",
+            "tc: 2 0x0 10:00:00",
+            "tc: 2 0x0 10:00:00:00:00",
+            "tc: 2 0x0 300:00:00:00",
+        ] {
+            let line =
+                format!("cap dqbuf: 0 seq: 0 bytesused: 8 ts: 1.000000 {bad} (ts-monotonic)\n");
+            assert!(parse_trace(&line, "t").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -209,9 +209,12 @@ threads = 1
     // LTC told the time of day; the timeline started from it and still agrees with it.
     let offset = tc["offset_frames"].as_i64().unwrap();
     assert!(offset.abs() <= 5, "LTC vs timeline: {offset} frames ({tc})");
+    // The writer thread stamps LTC from the wall clock and the FIFO + ALSA buffering delays
+    // it by a load-dependent amount (12 frames seen on a busy CI box): this bound only proves
+    // the label is today's time of day, not a wrong hour/date mapping.
     let clock_offset = tc["clock_offset_frames"].as_i64().unwrap();
     assert!(
-        clock_offset.abs() <= 10,
+        clock_offset.abs() <= 50,
         "LTC vs clock: {clock_offset} frames"
     );
     assert!(

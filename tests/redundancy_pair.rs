@@ -156,8 +156,8 @@ fn pair_started_apart_shares_timestamps_and_survives_sigkill_of_either() {
     let arch_a = read_archive(&dir.path().join("archive-a"));
     let arch_b = read_archive(&dir.path().join("archive-b"));
     assert_eq!(arch_a.len(), 3, "{:?}", arch_a.keys());
-    let mut shared = 0;
     for (stream, (head_a, frags_a)) in &arch_a {
+        let mut shared = 0;
         let (head_b, frags_b) = &arch_b[stream];
         assert!(head_a == head_b, "{stream}: header boxes differ");
         for (seq, fa) in frags_a {
@@ -173,6 +173,8 @@ fn pair_started_apart_shares_timestamps_and_survives_sigkill_of_either() {
                 assert_eq!(sa, seq, "{stream}: time {} numbered differently", f.1);
             }
         }
+        // Both pushed at least 3 video fragments per rung before the kill; the killed box's
+        // archive may end one fragment short (its last write cut by SIGKILL).
+        assert!(shared >= 2, "{stream}: only {shared} shared fragments");
     }
-    assert!(shared >= 3 * 3, "only {shared} shared fragments");
 }

@@ -4,7 +4,7 @@
 //! winner runs the channel like `smoothcast run --etcd` (control API, fencing, fail-back).
 
 use super::member::{Member, MemberStart};
-use super::store::Store;
+use super::store::{Lease, Store};
 use super::{unix_ms, Coordination, Event, OwnerRecord, ProfileRecord, RedundancyError};
 use crate::channel::RunOptions;
 use crate::control::{self, notify::Notifier, ControlServer, Supervisor};
@@ -111,7 +111,7 @@ pub async fn connect_retrying(c: &Coordination) -> Store {
 
 async fn watch_and_win(store: &Store, cfg: &AgentConfig) -> (Taken, MemberStart) {
     let poll = Duration::from_millis(100);
-    let mut lease: Option<(i64, Duration, Instant)> = None;
+    let mut lease: Option<Lease> = None;
     let mut owners: BTreeMap<String, String> = BTreeMap::new();
     let mut free_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut refused: BTreeSet<(String, u64)> = BTreeSet::new();
@@ -119,28 +119,25 @@ async fn watch_and_win(store: &Store, cfg: &AgentConfig) -> (Taken, MemberStart)
     tracing::info!(box_id = %cfg.coord.box_id, hw = %cfg.hw_map.display(), "standby: watching etcd for channels to take");
     loop {
         let next = Instant::now() + poll;
-        // Keep one lease to compete with.
-        let sent = Instant::now();
-        lease = match lease {
-            Some((id, _, _)) => match store.renew(id, cfg.coord.renew_every()).await {
-                Ok(Some(ttl)) => Some((id, ttl, sent + ttl)),
-                _ => None,
-            },
-            None => None,
+        // Keep one lease to compete with (a renewal that fails is replaced by a new grant).
+        let (ttl, limit) = (cfg.coord.lease_ttl, cfg.coord.renew_every());
+        let kept = match store.renew_or_grant(lease, ttl, limit).await {
+            Err(_) if lease.is_some() => store.renew_or_grant(None, ttl, limit).await,
+            kept => kept,
         };
-        if lease.is_none() {
-            match store.grant(cfg.coord.lease_ttl).await {
-                Ok((id, ttl)) => lease = Some((id, ttl, sent + ttl)),
-                Err(e) => {
-                    tracing::debug!(error = %e, "standby: no lease");
-                    tokio::time::sleep_until(next.into()).await;
-                    continue;
-                }
+        let held = match kept {
+            Ok(l) => {
+                lease = Some(l);
+                l
             }
-        }
-        let Some((id, ttl, valid_until)) = lease else {
-            continue;
+            Err(e) => {
+                lease = None;
+                tracing::debug!(error = %e, "standby: no lease");
+                tokio::time::sleep_until(next.into()).await;
+                continue;
+            }
         };
+        let id = held.id;
         if announced != Some(id) {
             let me = crate::control::api::PoolBox {
                 box_id: cfg.coord.box_id.clone(),
@@ -198,17 +195,7 @@ async fn watch_and_win(store: &Store, cfg: &AgentConfig) -> (Taken, MemberStart)
                 Ok(true) => {
                     let from = owners.remove(&ch).map(|b| (b, free_ms));
                     match take(cfg, plan, rec).await {
-                        Ok(taken) => {
-                            return (
-                                taken,
-                                MemberStart::Won {
-                                    lease: id,
-                                    ttl,
-                                    valid_until,
-                                    from,
-                                },
-                            )
-                        }
+                        Ok(taken) => return (taken, MemberStart::Won { lease: held, from }),
                         Err(e) => {
                             tracing::error!(channel = %ch, error = %e, "standby: won the channel but cannot run it; releasing it");
                             let _ = store.revoke(id).await;

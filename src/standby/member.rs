@@ -4,7 +4,7 @@
 //! profile, runs the channel) or **standby** (the channel is owned elsewhere: it watches, and
 //! wins the channel when the owner key is free). See the module doc of [`super`] for fencing.
 
-use super::store::Store;
+use super::store::{Lease, Store};
 use super::{unix_ms, Coordination, Event, HandoverRecord, OwnerRecord, ProfileRecord};
 use crate::control::api::{ChannelState, PoolBox, Redundancy};
 use crate::control::{ControlError, RedundancyControl, Supervisor};
@@ -17,11 +17,9 @@ use std::time::{Duration, Instant};
 pub enum MemberStart {
     /// `run --etcd`: take the channel if it is free, else wait as its standby.
     Acquire,
-    /// A standby agent already won the channel under `lease`, valid until `valid_until`.
+    /// A standby agent already won the channel under `lease`.
     Won {
-        lease: i64,
-        ttl: Duration,
-        valid_until: Instant,
+        lease: Lease,
         /// The box that owned it before (a takeover), if known.
         from: Option<(String, u64)>,
     },
@@ -63,20 +61,17 @@ impl std::fmt::Debug for Member {
     }
 }
 
-/// A lease this member holds and until when it is surely valid on the server.
-#[derive(Clone, Copy, Debug)]
-struct Lease {
-    id: i64,
-    ttl: Duration,
-    /// Send time of the last successful grant/renewal + TTL: the server cannot expire the
-    /// lease before this instant.
-    valid_until: Instant,
-}
-
 /// Stop pushing this long before the lease can expire: covers the time from deciding to
 /// fence to the last byte leaving (dropping connections is immediate).
 fn fence_margin(ttl: Duration) -> Duration {
     (ttl / 8).clamp(Duration::from_millis(100), Duration::from_millis(500))
+}
+
+/// When an owner holding `l` must have stopped pushing.
+fn fence_at(l: &Lease) -> Instant {
+    l.valid_until
+        .checked_sub(fence_margin(l.ttl))
+        .unwrap_or(l.valid_until)
 }
 
 impl Member {
@@ -134,18 +129,8 @@ impl Member {
     pub async fn run(self: Arc<Self>, store: Store, start: MemberStart) {
         let mut lease = None;
         let mut active = false;
-        if let MemberStart::Won {
-            lease: id,
-            ttl,
-            valid_until,
-            from,
-        } = start
-        {
-            lease = Some(Lease {
-                id,
-                ttl,
-                valid_until,
-            });
+        if let MemberStart::Won { lease: won, from } = start {
+            lease = Some(won);
             active = true;
             let detail = match from {
                 Some((b, free_ms)) => format!(
@@ -241,15 +226,12 @@ impl Member {
             return Some(None);
         }
         let renew = self.coord.renew_every();
-        let fence_at = l
-            .valid_until
-            .checked_sub(fence_margin(l.ttl))
-            .unwrap_or(l.valid_until);
+        let deadline = fence_at(&l);
         let sent = Instant::now();
         let round_end = sent + renew;
         let renewed = tokio::select! {
             r = store.renew(l.id, renew) => Some(r),
-            _ = tokio::time::sleep_until(fence_at.into()) => None,
+            _ = tokio::time::sleep_until(deadline.into()) => None,
         };
         match renewed {
             Some(Ok(Some(ttl))) => {
@@ -275,14 +257,8 @@ impl Member {
             }
             None => {}
         }
-        let fence_at = lease
-            .map(|l| {
-                l.valid_until
-                    .checked_sub(fence_margin(l.ttl))
-                    .unwrap_or(l.valid_until)
-            })
-            .unwrap_or(sent);
-        if Instant::now() >= fence_at {
+        let deadline = lease.as_ref().map_or(sent, fence_at);
+        if Instant::now() >= deadline {
             *lease = None;
             let ttl = l.ttl.as_millis();
             self.fence(
@@ -305,7 +281,7 @@ impl Member {
                 self.refresh_events(store, l.id).await;
             }
         }
-        let wake = round_end.min(fence_at);
+        let wake = round_end.min(deadline);
         tokio::time::sleep_until(wake.into()).await;
         None
     }
@@ -397,39 +373,17 @@ impl Member {
         last_owner: &mut Option<String>,
     ) -> Option<(Option<u64>, &'static str, String)> {
         // Keep a lease: needed to win and to ask for a fail-back.
-        let sent = Instant::now();
-        let renewed = match *lease {
-            Some(l) => match store.renew(l.id, self.coord.renew_every()).await {
-                Ok(Some(ttl)) => Ok(Some(Lease {
-                    id: l.id,
-                    ttl,
-                    valid_until: sent + ttl,
-                })),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            },
-            None => Ok(None),
-        };
-        *lease = match renewed {
-            Ok(Some(l)) => Some(l),
-            Ok(None) => match store.grant(self.coord.lease_ttl).await {
-                Ok((id, ttl)) => Some(Lease {
-                    id,
-                    ttl,
-                    valid_until: sent + ttl,
-                }),
-                Err(e) => {
-                    self.view().etcd_ok = false;
-                    tracing::debug!(channel = %self.channel, error = %e, "standby: no lease");
-                    return None;
-                }
-            },
+        let kept = store
+            .renew_or_grant(*lease, self.coord.lease_ttl, self.coord.renew_every())
+            .await;
+        match kept {
+            Ok(l) => *lease = Some(l),
             Err(e) => {
                 self.view().etcd_ok = false;
-                tracing::debug!(channel = %self.channel, error = %e, "standby: renewal failed");
+                tracing::debug!(channel = %self.channel, error = %e, "standby: no lease");
                 return None;
             }
-        };
+        }
         let l = (*lease)?;
         let owner = match store.owner(&self.channel).await {
             Ok(o) => o,

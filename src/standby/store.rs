@@ -9,10 +9,22 @@ use etcd_client::{
 };
 use serde::de::DeserializeOwned;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Events kept per channel when listing (the newest).
 pub const EVENTS_SHOWN: i64 = 12;
+
+/// A lease a box holds, and until when it is surely valid on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// etcd lease id.
+    pub id: i64,
+    /// TTL etcd granted.
+    pub ttl: Duration,
+    /// Send time of the last successful grant/renewal + TTL: the server cannot expire the
+    /// lease before this instant.
+    pub valid_until: Instant,
+}
 
 /// A connection to etcd with the pool's key layout.
 #[derive(Clone)]
@@ -140,6 +152,33 @@ impl Store {
             Some(r) if r.ttl() > 0 => Ok(Some(Duration::from_secs(r.ttl() as u64))),
             _ => Ok(None),
         }
+    }
+
+    /// Keeps one lease: renews `current` (answering within `limit`), or grants a new one of
+    /// `ttl` when there is none or it no longer exists. An error leaves the caller's lease as
+    /// it was (etcd may be briefly unreachable; the lease may still be alive).
+    pub async fn renew_or_grant(
+        &self,
+        current: Option<Lease>,
+        ttl: Duration,
+        limit: Duration,
+    ) -> Result<Lease, RedundancyError> {
+        let sent = Instant::now();
+        if let Some(l) = current {
+            if let Some(granted) = self.renew(l.id, limit).await? {
+                return Ok(Lease {
+                    id: l.id,
+                    ttl: granted,
+                    valid_until: sent + granted,
+                });
+            }
+        }
+        let (id, granted) = self.grant(ttl).await?;
+        Ok(Lease {
+            id,
+            ttl: granted,
+            valid_until: sent + granted,
+        })
     }
 
     /// Revokes `lease` (its keys vanish at once).

@@ -100,43 +100,35 @@ impl Drop for Etcd {
 
 /// `GET path` on 127.0.0.1:port, the body if the answer is 200.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
-    http(port, "GET", path)
+    let (code, body) = request(port, "GET", path, Duration::from_secs(5))?;
+    if code != 200 {
+        return None;
+    }
+    // Chunked answers (hyper): good enough to take the JSON object between the braces.
+    match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if b >= a => Some(body[a..=b].to_string()),
+        _ => Some(body),
+    }
 }
 
 /// `POST path` (empty body) on 127.0.0.1:port: (status, body).
 pub fn http_post(port: u16, path: &str) -> Option<(u16, String)> {
+    request(port, "POST", path, Duration::from_secs(10))
+}
+
+/// One request with an empty body on a fresh connection: (status, raw body).
+fn request(port: u16, method: &str, path: &str, timeout: Duration) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let code = out.split(' ').nth(1)?.parse().ok()?;
     Some((code, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
-}
-
-fn http(port: u16, method: &str, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    if !out.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    let body = out.split("\r\n\r\n").nth(1)?.to_string();
-    // Chunked answers (hyper): good enough to take the JSON object between the braces.
-    match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) if b >= a => Some(body[a..=b].to_string()),
-        _ => Some(body),
-    }
 }
 
 /// An encoder process (`run` or `standby`), killed on drop.

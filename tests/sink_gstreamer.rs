@@ -4,11 +4,14 @@
 //! that grows while it plays (tfrf in served fragments; no ERROR from its live fragment
 //! parser). GStreamer 1.22's `mssdemux2` cannot play live Smooth (see the live test).
 
+mod gst_common;
 mod sink_common;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gst_common::RawOut;
 use sink_common::*;
 use smoothcast::sink::{self, SinkConfig};
 
@@ -77,24 +80,16 @@ impl Gst {
     }
 }
 
-/// Lines of `-v` output where fakesink `name` got a buffer.
-fn buffers(out: &str, name: &str) -> usize {
-    out.lines()
-        .filter(|l| l.contains(&format!("GstFakeSink:{name}")) && l.contains("chain"))
-        .count()
-}
-
-/// Plays `…/live.isml/Manifest` with `player` (playbin or playbin3) into two named fakesinks.
-fn play(
-    s: &sink::SinkHandle,
-    player: &str,
-    sink_props: &str,
-    limit: Duration,
-) -> (bool, String, String) {
+/// Plays `…/live.isml/Manifest` with `player` (playbin or playbin3) to EOS, decoded output
+/// into raw files under `dir`. Returns (exited with success, stdout, stderr, the output).
+fn play(s: &sink::SinkHandle, player: &str, dir: &Path) -> (bool, String, String, RawOut) {
+    let raw = RawOut::in_dir(dir);
     let uri = format!("uri={}", s.url("/live.isml/Manifest"));
-    let vs = format!("video-sink=fakesink name=vsink silent=false {sink_props}");
-    let aus = format!("audio-sink=fakesink name=asink silent=false {sink_props}");
-    spawn_gst(&["-v", player, &uri, &vs, &aus]).finish(limit, None)
+    let vs = format!("video-sink={}", raw.video_sink());
+    let aus = format!("audio-sink={}", raw.audio_sink());
+    let (ok, out, err) =
+        spawn_gst(&[player, &uri, &vs, &aus]).finish(Duration::from_secs(60), None);
+    (ok, out, err, raw)
 }
 
 fn ingest_finished() -> sink::SinkHandle {
@@ -118,18 +113,15 @@ fn ingest_finished() -> sink::SinkHandle {
     s
 }
 
-fn assert_played_to_eos(ok: bool, out: &str, err: &str) {
-    assert!(ok, "gst-launch failed:\n{err}\n{}", tail(out));
+fn assert_played_to_eos((ok, out, err, raw): (bool, String, String, RawOut)) {
+    assert!(ok, "gst-launch failed:\n{err}\n{}", tail(&out));
     assert!(!err.contains("ERROR"), "{err}");
-    assert!(out.contains("Got EOS"), "{}", tail(out));
-    // 10 s at 30 fps, and ~469 AAC frames, decoded to raw video/audio.
-    let (v, a) = (buffers(out, "vsink"), buffers(out, "asink"));
-    assert!(v >= 295, "video buffers decoded: {v}");
-    assert!(a >= 400, "audio buffers decoded: {a}");
-    assert!(
-        out.contains("video/x-raw") && out.contains("audio/x-raw"),
-        "decoded caps on the sinks"
-    );
+    assert!(out.contains("Got EOS"), "{}", tail(&out));
+    // The fixture is 10 s: 300 frames at 30 fps and 470 AAC frames of 1024 samples, all
+    // decoded to raw video and audio.
+    let (v, a) = (raw.video_frames(), raw.audio_samples());
+    assert_eq!(v, 300, "video frames decoded");
+    assert!(a >= 469 * 1024, "audio samples decoded: {a}");
 }
 
 #[test]
@@ -137,18 +129,21 @@ fn playbin_with_mssdemux_plays_a_finished_ingest_to_eos_with_audio_and_video_dec
     // playbin cannot use mssdemux2 (it needs a streams-aware context), so this is the old
     // gst-plugins-bad mssdemux.
     let s = ingest_finished();
-    let (ok, out, err) = play(&s, "playbin", "sync=false", Duration::from_secs(60));
-    assert_played_to_eos(ok, &out, &err);
+    let dir = tempfile::tempdir().unwrap();
+    assert_played_to_eos(play(&s, "playbin", dir.path()));
 }
 
 #[test]
 fn playbin3_with_mssdemux2_plays_the_same_presentation() {
     let s = ingest_finished();
-    let (ok, out, err) = play(&s, "playbin3", "sync=false", Duration::from_secs(60));
-    assert_played_to_eos(ok, &out, &err);
+    let dir = tempfile::tempdir().unwrap();
+    assert_played_to_eos(play(&s, "playbin3", dir.path()));
 }
 
-/// Largest presentation time (seconds) of the buffers fakesink `name` printed.
+/// Largest presentation time (seconds) of the buffers fakesink `name` printed. (A maximum
+/// survives the `-v` lines gst-launch drops on a loaded box; a count does not, see
+/// `gst_common`. Raw output is no help here: at the live edge the player repeats its last
+/// frame until it is stopped.)
 fn max_pts(out: &str, name: &str) -> f64 {
     out.lines()
         .filter(|l| l.contains(&format!("GstFakeSink:{name}")) && l.contains("chain"))

@@ -56,27 +56,38 @@ fn run_active(
     sink: &SinkHandle,
     control: u16,
 ) -> Proc {
+    run_active_with(dir, name, channel, etcd, sink, control, &[])
+}
+
+/// [`run_active`] with more `run` arguments.
+fn run_active_with(
+    dir: &Path,
+    name: &str,
+    channel: &str,
+    etcd: &str,
+    sink: &SinkHandle,
+    control: u16,
+    extra: &[&str],
+) -> Proc {
     let prof = profile(dir, channel);
     let push = sink.url(&format!("/live/{channel}.isml"));
     let control = format!("127.0.0.1:{control}");
-    Proc::spawn(
+    let mut args = vec![
+        "run",
+        &prof,
+        "--push",
+        &push,
+        "--etcd",
+        etcd,
+        "--box-id",
         name,
-        &[
-            "run",
-            &prof,
-            "--push",
-            &push,
-            "--etcd",
-            etcd,
-            "--box-id",
-            name,
-            "--lease-ttl",
-            "1",
-            "--control",
-            &control,
-        ],
-        dir,
-    )
+        "--lease-ttl",
+        "1",
+        "--control",
+        &control,
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, &args, dir)
 }
 
 fn run_standby(dir: &Path, name: &str, etcd: &str) -> Proc {
@@ -412,6 +423,65 @@ fn active_cut_off_from_etcd_fences_before_standby_pushes() {
         "fail-back: act-a owns ch-a again, {} fragment(s) missing in all (as before the fail-back)",
         gap_fragments(&r, pp, "video")
     );
+}
+
+#[test]
+fn active_whose_run_fails_gives_the_channel_to_a_standby_and_stays_in_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start();
+    let sink = start_sink();
+    let _sb1 = run_standby(dir.path(), "sb-1", &etcd.url);
+    // A fault of this box only: its local archive cannot be created (a regular file where
+    // the directory should be). The standby copies the profile and the push URLs, not
+    // `--archive`, so the channel runs there.
+    let blocker = dir.path().join("archive-disk");
+    std::fs::write(&blocker, b"").unwrap();
+    let archive = blocker.join("ch-a").display().to_string();
+    let control = free_port();
+    let mut act = run_active_with(
+        dir.path(),
+        "act-a",
+        "ch-a",
+        &etcd.url,
+        &sink,
+        control,
+        &["--archive", &archive],
+    );
+
+    // The failed box gives the lease up instead of holding the channel dark until its TTL.
+    wait_fragments_from(&sink, "live/ch-a", "sb-1", 2);
+    assert_eq!(owner(etcd.port(), "ch-a").as_deref(), Some("sb-1"));
+    let status = wait_for(
+        Duration::from_secs(10),
+        "act-a to report the failure as a standby",
+        || status_json(control).filter(|s| s["role"] == "standby"),
+    );
+    assert_eq!(status["state"], "failed", "{status}");
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("archive") && error.contains("archive-disk"),
+        "{status}"
+    );
+    let events = status["redundancy"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "released" && e["box_id"] == "act-a"),
+        "{status}"
+    );
+
+    // It stays up, in the pool, and does not take the channel back from a healthy box.
+    std::thread::sleep(Duration::from_millis(2 * TTL_MS + FRAGMENT_MS));
+    assert!(act.is_running(), "the box whose run failed exited");
+    assert_eq!(owner(etcd.port(), "ch-a").as_deref(), Some("sb-1"));
+    let r = sink.report();
+    assert!(accepted(&r, "live/ch-a", "video")
+        .iter()
+        .all(|a| box_of(a) == "sb-1"));
+    assert_eq!(gap_fragments(&r, "live/ch-a", "video"), 0);
 }
 
 fn status_json(control: u16) -> Option<serde_json::Value> {

@@ -62,6 +62,9 @@ pub(crate) struct Life {
     pub(crate) operator_stopped: bool,
     /// SIGTERM: the process exits once the run has ended.
     pub(crate) shutdown: Option<Instant>,
+    /// Runs are started and ended by something else (an N+M member): the process outlives
+    /// every run, a failed one included, and exits only on shutdown.
+    pub(crate) member_driven: bool,
     /// First frame after the last run, so a restart continues the timeline.
     next_frame: Option<FrameIndex>,
     /// Destinations the operator disabled (kept across restarts).
@@ -254,6 +257,7 @@ impl Supervisor {
                 last_error: None,
                 operator_stopped: false,
                 shutdown: None,
+                member_driven: false,
                 next_frame: None,
                 disabled: BTreeSet::new(),
             }),
@@ -322,10 +326,13 @@ impl Supervisor {
         self.start_locked(Some(k))
     }
 
-    /// Marks the channel as deliberately idle until something starts it (an N+M standby):
-    /// [`wait_exit`](Self::wait_exit) then waits for a run or a shutdown instead of returning.
+    /// Marks the channel as driven by an N+M member: idle until the member starts it, and
+    /// [`wait_exit`](Self::wait_exit) returns only on a shutdown — not when a run ends or
+    /// fails (the member then gives the channel up to a standby and stays in the pool).
     pub fn hold_idle(&self) {
-        lock(&self.life).operator_stopped = true;
+        let mut life = lock(&self.life);
+        life.operator_stopped = true;
+        life.member_driven = true;
     }
 
     /// Installs the N+M membership reported in `/status` and driven by `POST /failback`.
@@ -607,12 +614,14 @@ impl Supervisor {
 
     /// Blocks until the process should exit: the run ended on its own (`--duration` or an
     /// error), or after [`shutdown`](Self::shutdown). A run stopped by the operator keeps the
-    /// process waiting for `/start`.
+    /// process waiting for `/start`; an N+M member ([`hold_idle`](Self::hold_idle)) waits
+    /// for a shutdown whatever its runs do.
     pub fn wait_exit(&self) -> RunExit {
         let mut life = lock(&self.life);
         loop {
             let ended = matches!(life.state, ChannelState::Stopped | ChannelState::Failed);
-            if ended && (life.shutdown.is_some() || !life.operator_stopped) {
+            let stays_up = life.operator_stopped || life.member_driven;
+            if ended && (life.shutdown.is_some() || !stays_up) {
                 let failed = life.state == ChannelState::Failed;
                 return RunExit {
                     failed,

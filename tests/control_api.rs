@@ -785,3 +785,50 @@ fn the_watchdog_is_not_fed_once_the_channel_failed() {
     );
     assert!(!got.iter().any(|m| m.contains("READY=1")), "{got:?}");
 }
+
+#[test]
+fn status_says_the_timecode_fell_back_to_the_clock_why_and_raises_its_alert() {
+    // A `v4l2` timecode whose capture device is missing on this box: no driver timecode, so
+    // the timeline runs on the clock, and /status must say so rather than claim a lock.
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("hw.toml");
+    std::fs::write(
+        &map,
+        "[box]\nmodel = \"test\"\n\n[input.cam.video]\ndevice = \"/dev/smoothcast-test-no-such-video\"\n",
+    )
+    .unwrap();
+    let text = profile("api7", &[], "\n[timecode]\nsource = \"v4l2\"\n").replace(
+        "input = \"synthetic\"\nwidth = 320\nheight = 180\n\n[audio]",
+        "input = \"cam\"\n\n[audio]",
+    );
+    let mut o = opts(false, None);
+    o.inputs.hw_map = Some(map);
+    let sup = Supervisor::new(plan(&text), o, None, None).unwrap();
+    let server = control::serve(sup.clone(), &ControlPlan::default()).unwrap();
+    let addr = server.addr();
+    sup.start().unwrap();
+    wait_until("the timecode fallback in /status", Duration::from_secs(20), || {
+        status(addr).timecode.state == "fallback"
+    });
+    let st = status(addr);
+    assert_eq!(st.timecode.source, "v4l2");
+    let reason = st.timecode.fallback_reason.clone().unwrap_or_default();
+    assert!(reason.contains("no driver timecode"), "{reason}");
+    let alert = st
+        .alerts
+        .iter()
+        .find(|a| a.code == "timecode_fallback")
+        .unwrap_or_else(|| panic!("no timecode_fallback alert: {:?}", st.alerts));
+    assert_eq!(alert.severity, Severity::Warning);
+    assert!(
+        alert.message.contains("v4l2") && alert.message.contains("running on the clock"),
+        "{}",
+        alert.message
+    );
+    // The raw JSON a monitoring system reads carries the same names.
+    let raw = get_json(addr, "/status");
+    assert_eq!(raw["timecode"]["state"], "fallback", "{raw}");
+    sup.shutdown(std::time::Instant::now() + Duration::from_secs(3));
+    assert!(!sup.wait_exit().failed);
+    drop(server);
+}

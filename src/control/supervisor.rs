@@ -311,6 +311,13 @@ impl Supervisor {
         lock(&self.life).state
     }
 
+    /// The current run is running but produced no fragment for longer than the stall limit
+    /// (the `pipeline_stalled` alert; systemd's watchdog stops being fed).
+    pub fn is_stalled(&self) -> bool {
+        self.state() == ChannelState::Running
+            && lock(&self.tracker).stalled(self.now(), self.fragment_duration())
+    }
+
     /// Starts a run (idempotent while running; waits for a stopping run to end first).
     /// Blocks while encoders open and, in real time on the clock, until the first fragment
     /// boundary.
@@ -664,13 +671,14 @@ impl Supervisor {
 
     /// One tick: sample the counters, then tell systemd what changed.
     fn tick(&self, notify: &mut NotifyState) {
-        let (monitor, runs, state, operator_stopped) = {
+        let (monitor, runs, state, operator_stopped, member_driven) = {
             let life = lock(&self.life);
             (
                 life.monitor.clone(),
                 life.runs,
                 life.state,
                 life.operator_stopped,
+                life.member_driven,
             )
         };
         let now = self.now();
@@ -693,9 +701,10 @@ impl Supervisor {
         let healthy = match state {
             ChannelState::Running => !stalled,
             ChannelState::Starting | ChannelState::Stopping => true,
-            // Idle by the operator's request is healthy; a failed run ends the process.
+            // Idle by the operator's request is healthy; a failed run ends the process, except
+            // for an N+M member, which has given the channel to a standby and waits in the pool.
             ChannelState::Stopped => operator_stopped,
-            ChannelState::Failed => false,
+            ChannelState::Failed => member_driven,
         };
         if let Some(every) = n.watchdog_interval() {
             let due = notify

@@ -210,9 +210,18 @@ impl Member {
             self.fence(store, "no lease").await;
             return Some(None);
         };
-        // A run that failed here (input gone, encoder error) must not keep the channel: give
-        // it up so that a standby takes it, and stay out of the race for two TTLs.
-        if !self.starting.load(Ordering::SeqCst) && self.sup.state() == ChannelState::Failed {
+        // A run that failed or stalled here (input gone, encoder error, a stuck stage) must
+        // not keep the channel dark: stop pushing, give it up so that a standby takes it, and
+        // stay out of the race for two TTLs.
+        let state = self.sup.state();
+        let why = give_up_reason(
+            state,
+            self.starting.load(Ordering::SeqCst),
+            state == ChannelState::Running && self.sup.is_stalled(),
+        );
+        if let Some(why) = why {
+            // Silent before the lease goes, so no two boxes ever push at once.
+            self.sup.fence(why);
             let _ = store.revoke(l.id).await;
             *lease = None;
             self.set_role("standby", None);
@@ -220,7 +229,7 @@ impl Member {
             self.record(
                 store,
                 "released",
-                "the channel failed on this box: ownership given up for a standby".into(),
+                format!("{why} on this box: ownership given up for a standby"),
             )
             .await;
             return Some(None);
@@ -505,6 +514,44 @@ impl RedundancyControl for Member {
                     "fail-back requested: {owner} hands the channel over at a fragment boundary"
                 ))
             }
+        }
+    }
+}
+
+/// Why an owner must give its channel up, if it must: its run failed (and is not being
+/// restarted), or it is running but produced no fragment for longer than the stall limit
+/// (two fragment durations + 3 s: the audience already sees a frozen picture).
+fn give_up_reason(state: ChannelState, starting: bool, stalled: bool) -> Option<&'static str> {
+    match state {
+        ChannelState::Failed if !starting => Some("the channel failed"),
+        ChannelState::Running if stalled => Some("the channel stalled (no fragments)"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_gives_up_a_failed_or_stalled_run_but_not_a_healthy_or_starting_one() {
+        use ChannelState::*;
+        assert_eq!(
+            give_up_reason(Failed, false, false),
+            Some("the channel failed")
+        );
+        assert_eq!(
+            give_up_reason(Failed, true, false),
+            None,
+            "a start is under way"
+        );
+        assert_eq!(
+            give_up_reason(Running, false, true),
+            Some("the channel stalled (no fragments)")
+        );
+        assert_eq!(give_up_reason(Running, false, false), None);
+        for st in [Starting, Stopping, Stopped] {
+            assert_eq!(give_up_reason(st, false, true), None, "{st:?}");
         }
     }
 }

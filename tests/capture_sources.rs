@@ -1,11 +1,12 @@
 //! Capture sources: the synthetic pattern and tone, real-time pacing on simulated clocks, and
 //! file inputs decoded with FFmpeg, checked against the `ffmpeg` CLI.
 
-use smoothcast::capture::file::{FileAudio, FileVideo};
+use smoothcast::capture::file::{open_video, FileAudio, FileVideo};
 use smoothcast::capture::synthetic::{
     beep_len, beep_onsets, flash_region, is_flash_frame, text_region, SyntheticAudio,
     SyntheticVideo, BEEP_DBFS, TONE_DBFS,
 };
+use smoothcast::capture::y4m::Y4mVideo;
 use smoothcast::capture::{
     i420_size, AudioSource, CaptureError, FrameOrigin, Pacing, VideoFrame, VideoSource,
 };
@@ -599,5 +600,157 @@ fn damaged_files_fail_cleanly_or_keep_producing_pictures() {
     let mut audio = FileAudio::open(&bad, 48_000, 2, SampleIndex(0), Pacing::Fast).unwrap();
     for _ in 0..300 {
         assert_eq!(audio.next_block(1024).unwrap().frames(), 1024);
+    }
+}
+
+/// A `frames`-picture `size` `rate` fps YUV4MPEG2 clip (`pix_fmt`) made by the ffmpeg CLI.
+fn make_y4m(dir: &Path, name: &str, size: &str, rate: u32, frames: u32, pix_fmt: &str) -> PathBuf {
+    let file = dir.join(name);
+    let src = format!("testsrc=size={size}:rate={rate}");
+    let frames = frames.to_string();
+    let out = ffmpeg(&[
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        &src,
+        "-frames:v",
+        &frames,
+        "-pix_fmt",
+        pix_fmt,
+        "-f",
+        "yuv4mpegpipe",
+        file.to_str().unwrap(),
+    ]);
+    check_ok(&out, "make y4m clip");
+    file
+}
+
+#[test]
+fn y4m_files_are_read_natively_into_the_same_pictures_ffmpeg_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Odd sizes too: chroma is ceil(W/2) x ceil(H/2) in both readers.
+    for (size, file_rate, grid) in [("320x240", 25, 30), ("161x91", 60, 30), ("160x120", 30, 30)] {
+        let clip = make_y4m(
+            dir.path(),
+            &format!("{size}-{file_rate}.y4m"),
+            size,
+            file_rate,
+            40,
+            "yuv420p",
+        );
+        let g = rate(grid, 1);
+        let start = epoch_frame(g);
+        let native = Y4mVideo::open(&clip, g, start, &Pacing::Fast)
+            .expect("open")
+            .expect("a 4:2:0 y4m is read natively");
+        let mut native: Box<dyn VideoSource> = Box::new(native);
+        let mut chosen = open_video(&clip, g, start, Pacing::Fast).unwrap();
+        let mut ffmpeg = FileVideo::open(&clip, g, start, Pacing::Fast).unwrap();
+        assert_eq!(native.size(), ffmpeg.size());
+        // Several loops of the 40-picture clip.
+        let mut previous: Option<VideoFrame> = None;
+        for slot in 0..150 {
+            let (n, c, f) = (
+                native.next_frame().unwrap(),
+                chosen.next_frame().unwrap(),
+                ffmpeg.next_frame().unwrap(),
+            );
+            assert_eq!(
+                (n.index, n.width, n.height, n.origin),
+                (f.index, f.width, f.height, f.origin)
+            );
+            assert!(
+                n.data == f.data,
+                "{size} at {file_rate} fps: slot {slot} differs from FFmpeg's"
+            );
+            assert!(
+                c.data == f.data,
+                "{size}: open_video picks a reader that differs at slot {slot}"
+            );
+            if let Some(p) = &previous {
+                // A repeated slot shares the buffer of the one before.
+                let repeat = slot * file_rate / grid == (slot - 1) * file_rate / grid;
+                assert_eq!(Arc::ptr_eq(&p.data, &n.data), repeat, "{size}: slot {slot}");
+            }
+            previous = Some(n);
+        }
+    }
+}
+
+#[test]
+fn y4m_files_of_other_colour_spaces_go_to_ffmpeg_and_damaged_ones_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = rate(30, 1);
+    // 4:4:4 is converted by the FFmpeg reader.
+    let c444 = make_y4m(dir.path(), "c444.y4m", "64x48", 30, 5, "yuv444p");
+    assert!(Y4mVideo::open(&c444, g, FrameIndex(0), &Pacing::Fast)
+        .unwrap()
+        .is_none());
+    let mut v = open_video(&c444, g, FrameIndex(0), Pacing::Fast).unwrap();
+    assert_eq!(v.next_frame().unwrap().data.len(), i420_size(64, 48));
+    // Not a y4m at all: the FFmpeg reader's open error.
+    let junk = dir.path().join("junk.y4m");
+    std::fs::write(&junk, b"definitely not media").unwrap();
+    assert!(Y4mVideo::open(&junk, g, FrameIndex(0), &Pacing::Fast)
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        open_video(&junk, g, FrameIndex(0), Pacing::Fast),
+        Err(CaptureError::Open { .. })
+    ));
+
+    let clip = make_y4m(dir.path(), "ok.y4m", "160x120", 30, 4, "yuv420p");
+    let bytes = std::fs::read(&clip).unwrap();
+    let header_len = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let picture = 6 + i420_size(160, 120);
+    assert_eq!(bytes.len(), header_len + 4 * picture);
+    let write = |name: &str, b: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, b).unwrap();
+        p
+    };
+    let open_err = |p: &Path| match Y4mVideo::open(p, g, FrameIndex(0), &Pacing::Fast) {
+        Err(CaptureError::Open { reason, .. }) => reason,
+        other => panic!("{}: expected an open error, got {other:?}", p.display()),
+    };
+    // A header without any picture, a header cut short, a bad size.
+    assert!(open_err(&write("empty.y4m", &bytes[..header_len])).contains("no complete picture"));
+    assert!(open_err(&write("cut-header.y4m", &bytes[..header_len - 3])).contains("cut short"));
+    let mut huge = b"YUV4MPEG2 W99999 H120 F30:1\n".to_vec();
+    huge.extend_from_slice(&bytes[header_len..]);
+    assert!(open_err(&write("huge.y4m", &huge)).contains("width '99999'"));
+
+    // A truncated last picture ends the pass: the loop shows pictures 0, 1, 2, then 0 again.
+    let cut = write("cut.y4m", &bytes[..bytes.len() - 100]);
+    let mut v = Y4mVideo::open(&cut, g, FrameIndex(0), &Pacing::Fast)
+        .unwrap()
+        .unwrap();
+    let pics: Vec<_> = (0..7).map(|_| v.next_frame().unwrap().data).collect();
+    let same: Vec<Vec<bool>> = pics
+        .iter()
+        .map(|a| pics.iter().map(|b| a == b).collect())
+        .collect();
+    assert!(
+        pics[3] == pics[0] && pics[6] == pics[0] && pics[1] != pics[0] && pics[2] != pics[1],
+        "{same:?}"
+    );
+
+    // A damaged FRAME marker mid-file: a read error naming the picture, no panic.
+    let mut bad = bytes.clone();
+    bad[header_len + 2 * picture..header_len + 2 * picture + 5].copy_from_slice(b"XXXXX");
+    let bad = write("bad.y4m", &bad);
+    let mut v = Y4mVideo::open(&bad, g, FrameIndex(0), &Pacing::Fast)
+        .unwrap()
+        .unwrap();
+    v.next_frame().unwrap();
+    v.next_frame().unwrap();
+    match v.next_frame() {
+        Err(CaptureError::Read { reason, .. }) => assert!(
+            reason.contains("picture 2: expected a FRAME line"),
+            "{reason}"
+        ),
+        other => panic!("expected a read error, got {other:?}"),
     }
 }

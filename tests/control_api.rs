@@ -807,9 +807,11 @@ fn status_says_the_timecode_fell_back_to_the_clock_why_and_raises_its_alert() {
     let server = control::serve(sup.clone(), &ControlPlan::default()).unwrap();
     let addr = server.addr();
     sup.start().unwrap();
-    wait_until("the timecode fallback in /status", Duration::from_secs(20), || {
-        status(addr).timecode.state == "fallback"
-    });
+    wait_until(
+        "the timecode fallback in /status",
+        Duration::from_secs(20),
+        || status(addr).timecode.state == "fallback",
+    );
     let st = status(addr);
     assert_eq!(st.timecode.source, "v4l2");
     let reason = st.timecode.fallback_reason.clone().unwrap_or_default();

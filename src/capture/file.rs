@@ -315,6 +315,21 @@ fn copy_i420(src: &frame::Video, dst: &mut [u8], width: u32, height: u32) -> Res
     Ok(())
 }
 
+/// Opens a video file input: YUV4MPEG2 4:2:0 natively ([`super::y4m::Y4mVideo`]: straight into
+/// the picture buffers), anything else through FFmpeg ([`FileVideo`]). Both place pictures on
+/// the grid the same way.
+pub fn open_video(
+    path: &Path,
+    rate: Rate,
+    start: FrameIndex,
+    pacing: Pacing,
+) -> Result<Box<dyn VideoSource>, CaptureError> {
+    if let Some(native) = super::y4m::Y4mVideo::open(path, rate, start, &pacing)? {
+        return Ok(Box::new(native));
+    }
+    Ok(Box::new(FileVideo::open(path, rate, start, pacing)?))
+}
+
 /// Video from a media file's first video stream: I420 at the file's picture size, looped and
 /// re-timed onto the frame grid from `start` on (see the module docs).
 pub struct FileVideo {

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod synthetic;
 pub mod timecode;
 pub mod v4l2;
+pub mod y4m;
 
 use crate::time::{Clocks, FrameIndex, SampleIndex};
 use std::sync::Arc;

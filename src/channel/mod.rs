@@ -13,7 +13,7 @@ pub mod package;
 pub mod stats;
 
 use crate::capture::discipline::DisciplineMonitor;
-use crate::capture::file::{FileAudio, FileVideo};
+use crate::capture::file::{self, FileAudio};
 use crate::capture::loss::{self, ChannelInputCounters, InputOptions, InputsStatus};
 use crate::capture::synthetic::{SyntheticAudio, SyntheticVideo};
 use crate::capture::timecode::{LtcShared, TimecodeMonitor, V4l2TimecodeTap};
@@ -651,14 +651,11 @@ pub fn start(plan: &Plan, opts: RunOptions) -> Result<ChannelHandle, ChannelErro
             first,
             pacing(),
         )),
-        (None, VideoInput::File { path }) => Box::new(
-            FileVideo::open(path, plan.rate, first, pacing()).map_err(|source| {
-                ChannelError::Capture {
-                    channel: ch.clone(),
-                    source,
-                }
+        (None, VideoInput::File { path }) => file::open_video(path, plan.rate, first, pacing())
+            .map_err(|source| ChannelError::Capture {
+                channel: ch.clone(),
+                source,
             })?,
-        ),
         (None, VideoInput::Device { input }) => {
             return Err(ChannelError::Unsupported {
                 channel: ch.clone(),

@@ -261,6 +261,7 @@ fn identical_input_gives_identical_bytes_with_one_thread() {
                 "identical_input_gives_identical_bytes_with_one_thread",
             ])
             .env(REPEAT_OUT, &path)
+            .stdout(std::process::Stdio::null())
             .status()
             .expect("run the encode in a child process");
         assert!(status.success(), "child encode failed: {status}");
